@@ -1,0 +1,397 @@
+"""Datasets and images: where they live, how they are loaded, how they are prepared.
+
+The data home (``IMGREC_DATA_HOME``, default: the repository's ``data/`` folder) holds datasets and
+pretrained weights. Nothing is downloaded when the data home already has it; otherwise the official
+files are downloaded once, checked against their published hash, and kept there.
+
+Used by lesson 01 (CIFAR-10 exploration), 02 (training data, photos to predict), 04 (photo folders)
+and ``imgrec predict``.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import DataError, ImageError
+from .persistence import atomic_dir
+
+CLASS_NAMES: tuple[str, ...] = (
+    "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+)
+"""CIFAR-10's ten mutually exclusive classes, in label order 0-9 (lessons 01, 02, 05)."""
+
+CLASS_NOTES: dict[str, str] = {
+    "automobile": "sedans, SUVs and the like; no pickup trucks",
+    "truck": "big trucks only; no pickup trucks",
+}
+"""Class definitions worth knowing: the two vehicle classes exclude pickups (lesson 01)."""
+
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
+CIFAR10_FOLDER = "cifar-10-batches-py"
+_TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
+_TEST_BATCH = "test_batch"
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+
+_REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def data_home(path: str | os.PathLike | None = None) -> Path:
+    """The folder holding datasets and weights: ``path``, else ``$IMGREC_DATA_HOME``, else ``<repo>/data``.
+
+    Used by every lesson's setup cell (via :func:`imgrec_helpers.running.start_lesson`).
+    """
+    if path:
+        return Path(path).expanduser().resolve()
+    env = os.environ.get("IMGREC_DATA_HOME")
+    if env:
+        return Path(env).expanduser().resolve()
+    return _REPO_ROOT / "data"
+
+
+def cache_dir() -> Path:
+    """A writable folder for extracted data: ``$IMGREC_CACHE_DIR``, else ``~/.cache/imgrec``.
+
+    Kept apart from the data home, which may be a read-only, shared folder on classroom machines.
+    """
+    env = os.environ.get("IMGREC_CACHE_DIR")
+    return Path(env).expanduser().resolve() if env else Path.home() / ".cache" / "imgrec"
+
+
+# --------------------------------------------------------------------------------------------
+# CIFAR-10
+# --------------------------------------------------------------------------------------------
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    """Unpickles CIFAR batches, allowing only the NumPy types they contain (no arbitrary code)."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):  # noqa: D401 - pickle API
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
+
+
+def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read one CIFAR-10 python batch into (N, 32, 32, 3) uint8 images and (N,) uint8 labels."""
+    if not path.is_file():
+        raise DataError(f"{path}: CIFAR-10 batch is missing; delete the folder {path.parent} and run again "
+                        "to re-extract it from the archive")
+    try:
+        with open(path, "rb") as fh:
+            batch = _BatchUnpickler(fh, encoding="bytes").load()
+        data = np.asarray(batch[b"data"], dtype=np.uint8)
+        labels = np.asarray(batch[b"labels"], dtype=np.int64)
+    except Exception as exc:
+        raise DataError(f"{path}: truncated or corrupt CIFAR-10 batch ({type(exc).__name__}); delete the folder "
+                        f"{path.parent} and run again to re-extract it, or replace the archive") from None
+    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data) or labels.min() < 0 or labels.max() > 9:
+        raise DataError(f"{path}: not a CIFAR-10 batch (data {data.shape}, {len(labels)} labels); "
+                        "replace the archive with the official cifar-10-python.tar.gz")
+    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return np.ascontiguousarray(images), labels.astype(np.uint8)
+
+
+def _find_archive(home: Path) -> Path | None:
+    """The official archive, or the same tar under any compression, in the data home."""
+    official = home / CIFAR10_ARCHIVE
+    if official.is_file():
+        return official
+    others = sorted(home.glob("cifar-10-python.tar*"))
+    return others[0] if others else None
+
+
+def _extract_archive(archive: Path, target: Path) -> Path:
+    """Extract the batches folder of ``archive`` into ``target`` atomically (temp folder + rename)."""
+    try:
+        with atomic_dir(target) as tmp:
+            with tarfile.open(archive, "r:*") as tar:
+                members = [m for m in tar.getmembers()
+                           if m.isfile() and m.name.startswith(f"{CIFAR10_FOLDER}/") and ".." not in m.name]
+                names = {Path(m.name).name for m in members}
+                missing = [n for n in (*_TRAIN_BATCHES, _TEST_BATCH) if n not in names]
+                if missing:
+                    raise DataError(f"{archive}: not a CIFAR-10 python archive (missing {', '.join(missing)}); "
+                                    f"replace it with the official {CIFAR10_ARCHIVE}")
+                for member in members:
+                    src = tar.extractfile(member)
+                    assert src is not None
+                    (tmp / Path(member.name).name).write_bytes(src.read())
+            for name in (*_TRAIN_BATCHES, _TEST_BATCH):  # validate before the folder goes into place
+                _read_batch(tmp / name)
+    except DataError:
+        raise
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        raise DataError(f"{archive}: truncated or corrupt archive ({type(exc).__name__}: {exc}); "
+                        f"delete it and download {CIFAR10_URL} again") from None
+    return target
+
+
+def download_file(url: str, target: Path, sha256: str | None) -> Path:
+    """Download ``url`` to ``target`` with Keras' progress bar, checking its SHA-256.
+
+    The file is downloaded under a temporary name and only moved into place when the hash matches;
+    a failed or wrong download leaves nothing behind.
+    """
+    from keras.utils import get_file
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".download-", dir=target.parent) as tmp:
+        try:
+            got = Path(get_file(fname=target.name, origin=url, cache_dir=tmp, cache_subdir="."))
+        except Exception as exc:
+            raise DataError(f"could not download {url} ({exc}); connect to the internet, or place the file "
+                            f"{target.name} in {target.parent}") from None
+        if sha256 is not None:
+            digest = _sha256(got)
+            if digest != sha256:
+                raise DataError(f"{url}: downloaded file has SHA-256 {digest[:12]}..., expected {sha256[:12]}...; "
+                                "nothing was kept; try again later or download it by hand and check it")
+        os.replace(got, target)
+    return target
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def cifar10_folder(home: str | os.PathLike | None = None, *, download: bool = True,
+                   url: str = CIFAR10_URL, sha256: str | None = CIFAR10_SHA256) -> Path:
+    """The extracted ``cifar-10-batches-py`` folder, extracting or downloading it if needed.
+
+    Looks, in order, for: the extracted folder in the data home;
+    the archive (``.tar.gz`` or any other compression) in the data home, extracted once into the
+    cache (:func:`cache_dir`), keyed by the archive's path, size and time, so a replaced archive is
+    extracted anew; and finally downloads the official archive into the data home (or the cache when
+    the data home is read-only). Used by :func:`load_cifar10`.
+    """
+    home_path = data_home(home)
+    in_home = home_path / CIFAR10_FOLDER
+    if in_home.is_dir():
+        return in_home
+    archive = _find_archive(home_path)
+    if archive is None:
+        if not download:
+            raise DataError(f"CIFAR-10 not found: no {CIFAR10_FOLDER}/ or {CIFAR10_ARCHIVE} in {home_path}; "
+                            f"download {CIFAR10_URL} into that folder, or set IMGREC_DATA_HOME")
+        writable = home_path if (home_path.is_dir() and os.access(home_path, os.W_OK)) else cache_dir()
+        try:
+            archive = download_file(url, writable / CIFAR10_ARCHIVE, sha256)
+        except DataError as exc:
+            raise DataError(f"CIFAR-10 not found in {home_path} (no {CIFAR10_FOLDER}/, no {CIFAR10_ARCHIVE}) and the "
+                            f"download failed: connect to the internet and run again, or place {CIFAR10_ARCHIVE} "
+                            f"in {home_path} [{exc}]") from None
+    stat = archive.stat()
+    key = hashlib.sha1(f"{archive.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    cached = cache_dir() / f"{CIFAR10_FOLDER}-{key}"
+    if cached.is_dir():
+        return cached
+    return _extract_archive(archive, cached)
+
+
+def load_cifar10(home: str | os.PathLike | None = None, *, download: bool = True
+                 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Load CIFAR-10 exactly as ``keras.datasets.cifar10.load_data()`` returns it, from the data home.
+
+    Returns ``(x_train, y_train), (x_test, y_test)``: uint8 images of shape (50000, 32, 32, 3) and
+    (10000, 32, 32, 3), uint8 labels of shape (50000, 1) and (10000, 1). Used in lessons 01, 02, 04, 05.
+    """
+    folder = cifar10_folder(home, download=download)
+    parts = [_read_batch(folder / name) for name in _TRAIN_BATCHES]
+    x_train = np.concatenate([p[0] for p in parts])
+    y_train = np.concatenate([p[1] for p in parts]).reshape(-1, 1)
+    x_test, y_test = _read_batch(folder / _TEST_BATCH)
+    return (x_train, y_train), (x_test, y_test.reshape(-1, 1))
+
+
+def class_counts(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
+    """How many images each class has (lesson 01's bar chart)."""
+    return np.bincount(np.asarray(labels).reshape(-1).astype(np.int64), minlength=num_classes)
+
+
+def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and standard deviation of uint8 images, on the [0, 1] scale (lesson 01).
+
+    Computed in float64 in chunks so the 50,000 training images need no 600 MB float copy.
+    """
+    images = np.asarray(images)
+    total = np.zeros(3)
+    total_sq = np.zeros(3)
+    n = 0
+    for start in range(0, len(images), 5000):
+        chunk = images[start:start + 5000].astype(np.float64) / 255.0
+        total += chunk.sum(axis=(0, 1, 2))
+        total_sq += (chunk ** 2).sum(axis=(0, 1, 2))
+        n += chunk.shape[0] * chunk.shape[1] * chunk.shape[2]
+    mean = total / n
+    return mean, np.sqrt(total_sq / n - mean ** 2)
+
+
+def preprocess_images(images: np.ndarray) -> np.ndarray:
+    """uint8 pixels -> float32 in [0, 1], the scaling lessons 02 and 05 train on."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise DataError(f"expected uint8 pixels, got {images.dtype}; pass the images as loaded")
+    return images.astype(np.float32) / 255.0
+
+
+def one_hot(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
+    """Integer labels of shape (N,) or (N, 1) -> float32 one-hot vectors of shape (N, num_classes)."""
+    labels = np.asarray(labels).reshape(-1).astype(np.int64)
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataError(f"labels must lie in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
+    return np.eye(num_classes, dtype=np.float32)[labels]
+
+
+def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
+    """Indices of a class-balanced random subset of ``size`` items (all items when ``size`` is None).
+
+    Lessons 02, 04 and 05 train on subsets in the quick and smoke profiles; the same seed always
+    gives the same subset.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    if size is None or size >= len(labels):
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    classes = np.unique(labels)
+    per_class = [rng.permutation(np.flatnonzero(labels == c)) for c in classes]
+    quota = np.full(len(classes), size // len(classes))
+    quota[: size % len(classes)] += 1
+    chosen = np.concatenate([idx[:q] for idx, q in zip(per_class, quota)])
+    return np.sort(chosen)
+
+
+# --------------------------------------------------------------------------------------------
+# Photos
+# --------------------------------------------------------------------------------------------
+
+
+def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None, *,
+               crop: bool = True) -> np.ndarray:
+    """Read any photo as an RGB uint8 array of shape (H, W, 3), optionally resized to ``size``.
+
+    Handles every mode a student's photo may have: grayscale, palette, RGBA (composited on white),
+    CMYK, 16-bit; EXIF rotation is applied. Large JPEGs are decoded at reduced scale, so a
+    10,000 x 10,000 photo does not take gigabytes. With ``crop`` the central square is kept before
+    resizing, so objects keep their proportions. Used in lessons 02-04 and ``imgrec predict``.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image; pass image files (or use a folder loader)")
+    if not path.is_file():
+        raise ImageError(f"{path}: no such image file; check the path")
+    target = (size, size) if isinstance(size, int) else size
+    try:
+        with Image.open(path) as img:
+            if target is not None and img.format == "JPEG":
+                img.draft("RGB", (target[0] * 2, target[1] * 2))  # decode big JPEGs at reduced scale
+            img = ImageOps.exif_transpose(img)
+            img.load()
+            rgb = _to_rgb(img)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise ImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc}); "
+                         "replace it with a valid JPEG or PNG file") from None
+    if target is not None:
+        if crop:
+            rgb = ImageOps.fit(rgb, target, method=Image.Resampling.BICUBIC, reducing_gap=3.0)
+        else:
+            rgb = rgb.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
+    return np.asarray(rgb, dtype=np.uint8)
+
+
+def _to_rgb(img):  # PIL.Image.Image -> RGB PIL.Image.Image
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):  # 16/32-bit grey: scale to 8 bit
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if arr.max(initial=0) > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), mode="L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGB", img.size, (255, 255, 255))
+        background.paste(img.convert("RGBA"), mask=img.convert("RGBA").getchannel("A"))
+        return background
+    return img.convert("RGB")
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name (lessons 03, 04)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder; check the path or the data home (IMGREC_DATA_HOME)")
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+@dataclass
+class ImageFolder:
+    """Images of a class-named folder tree, as loaded by :func:`load_image_folder` (lesson 04A)."""
+
+    images: np.ndarray           # (N, size, size, 3) uint8
+    labels: np.ndarray           # (N,) int, index into class_names
+    class_names: list[str]       # sorted sub-folder names
+    paths: list[Path]
+
+
+def class_folders(root: str | os.PathLike) -> list[str]:
+    """Class names of a ``root/<class>/<image>`` tree, sorted; checks there are at least two classes.
+
+    This is the layout ``keras.utils.image_dataset_from_directory`` expects (lesson 04).
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder; check the path or the data home (IMGREC_DATA_HOME)")
+    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    with_images = [n for n in names if list_images(root / n)]
+    if not with_images:
+        raise DataError(f"{root}: no images found; put photos in one sub-folder per class, e.g. {root}/dog/*.jpg")
+    if len(with_images) < 2:
+        raise DataError(f"{root}: only one class folder with images ({with_images[0]}); a classifier needs at "
+                        "least two, e.g. dog/ and not_dog/")
+    return with_images
+
+
+def load_image_folder(root: str | os.PathLike, size: int) -> ImageFolder:
+    """Load every image of a ``root/<class>/`` tree at ``size`` x ``size`` (lesson 04, part A)."""
+    names = class_folders(root)
+    images, labels, paths = [], [], []
+    for label, name in enumerate(names):
+        for path in list_images(Path(root) / name):
+            images.append(load_image(path, size))
+            labels.append(label)
+            paths.append(path)
+    return ImageFolder(np.stack(images), np.asarray(labels), names, paths)
+
+
+def images_to_batch(images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
+    """Stack images into a batch; a single (H, W, 3) image gets its batch dimension (lesson 02)."""
+    arr = np.asarray(images)
+    if arr.ndim == 3:
+        arr = arr[np.newaxis]
+    if arr.ndim != 4 or arr.shape[-1] != 3:
+        raise ImageError(f"expected images of shape (H, W, 3) or (N, H, W, 3), got {arr.shape}")
+    return arr
+

@@ -1,0 +1,175 @@
+"""Saving and loading without half-written files.
+
+Everything the course writes (models, features, result records, the run manifest, extracted
+datasets) goes through :func:`atomic_path` or :func:`atomic_dir`: it is written under a temporary
+name beside its target and renamed into place only when complete, so an interrupted run leaves
+the previous file intact and never a truncated one.
+
+Lesson 02 teaches the two classic ways to save a Keras model (structure as JSON + weights as H5)
+and the modern single ``.keras`` file; lessons 03 and 04 save extracted features with
+:func:`save_features`.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from .errors import ImgrecError, ModelError
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` when the block succeeds.
+
+    The temporary name keeps ``target``'s extension (or ``suffix``) because some writers, such as
+    Keras' ``model.save``, choose the format from it. On any error the temporary file is removed
+    and ``target`` is left as it was.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    ext = suffix if suffix is not None else "".join(target.suffixes[-1:])
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{ext}", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``target``; move it into place when the block succeeds.
+
+    Used to extract datasets: a half-extracted folder is never left where the loader looks.
+    An existing ``target`` is replaced only after the new folder is complete.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    try:
+        yield tmp
+        if target.exists():
+            old = target.with_name(f".{target.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON, atomically. Used for result records and the manifest."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
+    return path
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")
+
+
+def save_model(model: Any, path: str | os.PathLike) -> Path:
+    """Save a Keras model as one ``.keras`` file (architecture, weights, optimizer), atomically.
+
+    Used in lessons 02 and 04. Class names stored on the model (see
+    :func:`imgrec_helpers.models.set_class_names`) travel inside the file.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ImgrecError(f"{path}: a whole model is saved as a .keras file; use a name ending in .keras")
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+    return path
+
+
+def load_model(path: str | os.PathLike) -> Any:
+    """Load a ``.keras`` model saved by this course (lessons 02, 04, ``imgrec predict``).
+
+    Raises :class:`ModelError` with one line when the file is missing or not a Keras model.
+    """
+    import keras
+
+    from . import models  # registers the course's custom layers before deserialising
+
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(f"{path}: no such model file; train one in lesson 02 or 04, or check the path")
+    try:
+        return keras.models.load_model(path, custom_objects=models.custom_objects())
+    except Exception as exc:  # Keras raises many types for a file that is not a model
+        raise ModelError(
+            f"{path}: not a Keras model file this course can load ({type(exc).__name__}); "
+            "save one with imgrec_helpers.persistence.save_model"
+        ) from None
+
+
+def save_json_and_h5(model: Any, json_path: str | os.PathLike, weights_path: str | os.PathLike) -> tuple[Path, Path]:
+    """The classic two-file save of lesson 02: structure as JSON, weights as ``.weights.h5``."""
+    json_path, weights_path = Path(json_path), Path(weights_path)
+    if not weights_path.name.endswith(".weights.h5"):
+        raise ImgrecError(f"{weights_path}: Keras 3 wants weight files named *.weights.h5")
+    with atomic_path(json_path) as tmp:
+        tmp.write_text(model.to_json(indent=2))
+    with atomic_path(weights_path, suffix=".weights.h5") as tmp:
+        model.save_weights(tmp)
+    return json_path, weights_path
+
+
+def load_json_and_h5(json_path: str | os.PathLike, weights_path: str | os.PathLike) -> Any:
+    """Rebuild a fresh model from the JSON structure and load the H5 weights into it (lesson 02)."""
+    import keras
+
+    from . import models
+
+    json_path, weights_path = Path(json_path), Path(weights_path)
+    for p in (json_path, weights_path):
+        if not p.is_file():
+            raise ModelError(f"{p}: missing; save it with save_json_and_h5 first")
+    model = keras.models.model_from_json(json_path.read_text(), custom_objects=models.custom_objects())
+    model.load_weights(weights_path)
+    return model
+
+
+def save_features(path: str | os.PathLike, features: np.ndarray, labels: np.ndarray, **extra: Any) -> Path:
+    """Save extracted features and their labels (and any extra arrays) to one ``.npz`` file (lessons 03, 04)."""
+    path = Path(path)
+    if path.suffix != ".npz":
+        raise ImgrecError(f"{path}: features are saved as .npz; use a name ending in .npz")
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, features=features, labels=labels, **extra)
+    return path
+
+
+def load_features(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load a file written by :func:`save_features`; returns a dict with ``features``, ``labels``, ..."""
+    path = Path(path)
+    if not path.is_file():
+        raise ImgrecError(f"{path}: no features file; run the feature-extraction cell first")
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            return {k: npz[k] for k in npz.files}
+    except Exception as exc:
+        raise ImgrecError(f"{path}: not a readable features file ({exc}); extract the features again") from None

@@ -1,0 +1,102 @@
+"""The three run profiles, in one place: ``full``, ``quick`` (the default) and ``smoke``.
+
+A profile only changes how much data and how many epochs the lessons use; every profile runs the
+same code on the same real data. Each notebook's parameters cell names the profile
+(``PROFILE = "quick"``); :func:`imgrec_helpers.running.start_lesson` turns it into these settings.
+``imgrec run --profile NAME`` passes it to every notebook.
+
+- ``full``: the reference recipes (all 50,000 CIFAR-10 images, 30 epochs, batch 64, ...).
+  Hours on a laptop CPU, minutes on a GPU.
+- ``quick``: real data, subsets and fewer epochs: the whole course in minutes on a laptop CPU.
+- ``smoke``: tiny, for tests: seconds per notebook.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import ImgrecError
+
+DEFAULT_PROFILE = "quick"
+
+PROFILES: dict[str, dict[str, Any]] = {
+    "full": {
+        # lesson 02: the reference recipe
+        "train_images": None,            # None = all 50,000
+        "test_images": None,             # None = all 10,000
+        "epochs": 30,
+        "batch_size": 64,
+        "min_test_accuracy": 0.70,
+        "misclassified_shown": 16,
+        # lesson 03
+        "top_k": 9,                      # the original showed the top 9
+        "sample_photos": None,           # None = every photo in images/samples
+        # lesson 04
+        "head_epochs": 30,               # part A: head on the 64 saved feature vectors
+        "alpaca_epochs": 10,             # part B, frozen base
+        "augment_epochs": 10,            # part B, with augmentation
+        "fine_tune_epochs": 10,          # part B, last layers unfrozen
+        "fine_tune_layers": 30,          # how many of the base's last layers are unfrozen
+        "transfer_train_images": None,   # CIFAR-10 transfer: None = all 50,000
+        "transfer_image_size": 96,
+        "transfer_epochs": 20,
+        # lesson 05
+        "curve_sizes": [100, 1000, 10000, 50000],
+        "curve_budget_images": 500_000,  # scratch CNN: epochs = budget / size, clipped
+        "curve_min_epochs": 10,
+        "curve_max_epochs": 100,
+        "deterministic": False,
+    },
+    "quick": {
+        "train_images": None,
+        "test_images": None,
+        "epochs": 5,
+        "batch_size": 64,
+        "min_test_accuracy": 0.60,
+        "misclassified_shown": 16,
+        "top_k": 5,
+        "sample_photos": None,
+        "head_epochs": 30,
+        "alpaca_epochs": 5,
+        "augment_epochs": 5,
+        "fine_tune_epochs": 3,
+        "fine_tune_layers": 30,
+        "transfer_train_images": 10_000,
+        "transfer_image_size": 96,
+        "transfer_epochs": 15,
+        "curve_sizes": [100, 1000, 5000],
+        "curve_budget_images": 50_000,
+        "curve_min_epochs": 5,
+        "curve_max_epochs": 50,
+        "deterministic": False,
+    },
+    "smoke": {
+        "train_images": 2000,
+        "test_images": 1000,
+        "epochs": 2,
+        "batch_size": 64,
+        "min_test_accuracy": 0.15,       # above chance (0.10): training did something
+        "misclassified_shown": 8,
+        "top_k": 5,
+        "sample_photos": 4,
+        "head_epochs": 10,
+        "alpaca_epochs": 1,
+        "augment_epochs": 1,
+        "fine_tune_epochs": 1,
+        "fine_tune_layers": 30,
+        "transfer_train_images": 500,
+        "transfer_image_size": 96,
+        "transfer_epochs": 3,
+        "curve_sizes": [100, 500],
+        "curve_budget_images": 2000,
+        "curve_min_epochs": 1,
+        "curve_max_epochs": 5,
+        "deterministic": True,
+    },
+}
+
+
+def profile_settings(profile: str) -> dict[str, Any]:
+    """A copy of the settings of ``profile`` (``full``, ``quick`` or ``smoke``). Used by every lesson."""
+    if profile not in PROFILES:
+        raise ImgrecError(f"unknown profile {profile!r}; use one of: {', '.join(PROFILES)}")
+    return {k: (list(v) if isinstance(v, list) else v) for k, v in PROFILES[profile].items()}

@@ -1,0 +1,350 @@
+"""Running the course: each lesson's setup cell, and the headless runner behind ``imgrec run``.
+
+:func:`start_lesson` is the first code cell of every notebook: it applies the profile, seeds every
+random generator, sets plot defaults and says where results go. :func:`run_course` executes the
+numbered notebooks with papermill, one after another, into a run folder with a ``manifest.json``.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .data import data_home as _data_home
+from .errors import ImgrecError
+from .persistence import atomic_path, write_json
+from .profiles import DEFAULT_PROFILE, PROFILES, profile_settings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+DEFAULT_SEED = 42
+DEFAULT_TIMEOUT = 3600  # seconds per notebook; the full profile on a CPU needs --timeout larger
+
+
+@dataclass
+class Lesson:
+    """What a notebook needs to know about its run: made by :func:`start_lesson`."""
+
+    number: str
+    profile: str
+    seed: int
+    run_dir: Path
+    data_home: Path
+    settings: dict[str, Any] = field(repr=False)
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the run folder, its parent folders created (models/, features/, figures/...)."""
+        p = self.run_dir.joinpath(*parts)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        return p
+
+
+def set_seed(seed: int, deterministic: bool = False) -> None:
+    """Seed Python, NumPy and TensorFlow with one number; optionally make TensorFlow ops deterministic.
+
+    Called by :func:`start_lesson`, and again before each model is built so that any cell re-run
+    alone gives the same result.
+    """
+    import keras
+    import numpy as np
+
+    random.seed(seed)
+    np.random.seed(seed)
+    keras.utils.set_random_seed(seed)
+    if deterministic:
+        import tensorflow as tf
+
+        tf.config.experimental.enable_op_determinism()
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries the course depends on (manifest, setup cells).
+
+    Read from the installed package metadata, so the runner does not have to import TensorFlow.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("tensorflow", "keras", "numpy", "matplotlib", "pillow", "papermill"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def hardware() -> dict[str, Any]:
+    """What the run ran on: CPU model and cores, memory, GPUs seen by TensorFlow (manifest, results)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(terse=True)}
+    try:
+        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
+        info["memory_gib"] = round(pages * page_size / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        info["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
+    else:  # the runner does not import TensorFlow; ask the driver instead
+        try:
+            listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+            info["gpus"] = [line.split(":", 1)[1].split("(")[0].strip() for line in listing.splitlines() if ":" in line]
+        except (OSError, subprocess.TimeoutExpired):
+            info["gpus"] = []
+    return info
+
+
+def hardware_label(info: dict[str, Any] | None = None) -> str:
+    """A short label such as ``"CPU, 2 cores"`` or ``"GPU (1x), 16 cores"`` for tables."""
+    info = info or hardware()
+    gpus = info.get("gpus") or []
+    kind = f"GPU ({len(gpus)}x)" if gpus else "CPU"
+    return f"{kind}, {info.get('cores')} cores"
+
+
+def default_run_dir(profile: str) -> Path:
+    """Where a notebook run by hand in JupyterLab writes: ``runs/interactive-<profile>/``."""
+    return REPO_ROOT / "runs" / f"interactive-{profile}"
+
+
+def start_lesson(number: str, profile: str = DEFAULT_PROFILE, seed: int = DEFAULT_SEED,
+                 run_dir: str | os.PathLike | None = None, data_home: str | os.PathLike | None = None,
+                 quiet: bool = False) -> Lesson:
+    """The setup cell of every notebook: profile, seeds, plot defaults, run folder, data home.
+
+    ``run_dir`` empty means :func:`default_run_dir` (a notebook opened in JupyterLab);
+    ``imgrec run`` passes its own. Prints one line saying what was chosen.
+    """
+    settings = profile_settings(profile)
+    set_seed(seed, deterministic=settings["deterministic"])
+    import matplotlib
+
+    matplotlib.rcParams.update({"figure.dpi": 80, "savefig.dpi": 100, "axes.grid": False,
+                                "figure.max_open_warning": 0})
+    run = Path(run_dir).expanduser().resolve() if run_dir else default_run_dir(profile)
+    run.mkdir(parents=True, exist_ok=True)
+    lesson = Lesson(number=number, profile=profile, seed=seed, run_dir=run,
+                    data_home=_data_home(data_home), settings=settings)
+    if not quiet:
+        v = versions()
+        print(f"Lesson {number} | profile {profile} | seed {seed} | TensorFlow {v['tensorflow']}, "
+              f"Keras {v['keras']} | {hardware_label()}\nrun folder: {run}\ndata home: {lesson.data_home}")
+    return lesson
+
+
+# --------------------------------------------------------------------------------------------
+# The runner (imgrec run)
+# --------------------------------------------------------------------------------------------
+
+
+def course_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
+    """The numbered notebooks (``01_*.ipynb`` ... ) in order."""
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _select(names: Sequence[str], available: list[Path]) -> list[Path]:
+    if not names:
+        return available
+    chosen = []
+    for name in names:
+        hits = [p for p in available if p.name == name or p.stem == name or p.name.startswith(f"{name}_")
+                or Path(name).name == p.name]
+        if not hits:
+            raise ImgrecError(f"unknown notebook {name!r}; choose from: {', '.join(p.name for p in available)}")
+        chosen.extend(h for h in hits if h not in chosen)
+    return sorted(chosen)
+
+
+def _failing_cell(executed: Path) -> str:
+    """'cell N: ErrorType: message' for the cell papermill marked as failed in an executed notebook."""
+    try:
+        nb = json.loads(executed.read_text())
+    except (OSError, ValueError):
+        return "no executed copy was written"
+    code_index = 0
+    for cell in nb.get("cells", []):
+        if cell.get("cell_type") != "code":
+            continue
+        code_index += 1
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                evalue = str(out.get("evalue", "")).strip().splitlines()
+                return f"code cell {code_index}: {out.get('ename')}: {evalue[0] if evalue else ''}"
+    return "no cell error recorded (the kernel died or the run was stopped)"
+
+
+def _read_manifest(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "manifest.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise ImgrecError(f"{path}: not a valid manifest; delete it, or run into a new folder") from None
+
+
+def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = None,
+               notebooks: Sequence[str] = (), seed: int = DEFAULT_SEED, resume: bool = False,
+               timeout: float = DEFAULT_TIMEOUT, data_home: str | os.PathLike | None = None,
+               report: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Execute the course's notebooks in order with papermill; return the run manifest.
+
+    Each notebook runs in its own kernel with the parameters ``PROFILE``, ``SEED``, ``RUN_DIR``
+    (and ``DATA_HOME`` when given). Executed copies go to the run folder under their own names;
+    a copy is written under a temporary name and renamed when the notebook finished, so an
+    interrupted run never replaces a good copy with a partial one. ``manifest.json`` is rewritten
+    (atomically) after each notebook. With ``resume``, notebooks that already completed in ``out``
+    with the same profile and seed are skipped. Raises :class:`ImgrecError` naming the failing
+    notebook and cell.
+    """
+    profile_settings(profile)  # validates the name
+    available = course_notebooks()
+    selected = _select(notebooks, available)
+    if out is None:
+        if resume:
+            raise ImgrecError("--resume needs the run folder to resume: imgrec run --resume RUN_DIR")
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out = REPO_ROOT / "runs" / f"{stamp}-{profile}"
+    run_dir = Path(out).expanduser().resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "logs").mkdir(exist_ok=True)
+
+    previous = _read_manifest(run_dir)
+    done: set[str] = set()
+    if resume:
+        if previous is None:
+            raise ImgrecError(f"{run_dir}: nothing to resume (no manifest.json); start a new run instead")
+        if previous.get("profile") != profile or previous.get("seed") != seed:
+            raise ImgrecError(f"{run_dir} was run with profile {previous.get('profile')!r} and seed "
+                              f"{previous.get('seed')}; resume it with the same --profile and --seed")
+        done = {name for name, nb in previous.get("notebooks", {}).items()
+                if nb.get("status") == "ok" and (run_dir / name).is_file()}
+
+    manifest: dict[str, Any] = {
+        "profile": profile,
+        "seed": seed,
+        "settings": profile_settings(profile),
+        "started": _dt.datetime.now().isoformat(timespec="seconds"),
+        "versions": versions(),
+        "hardware": hardware(),
+        "data_home": str(_data_home(data_home)),
+        "notebooks": {p.name: {"status": "pending"} for p in selected},
+        "status": "running",
+    }
+    if previous and resume:
+        for name in done:
+            manifest["notebooks"][name] = previous["notebooks"][name]
+    manifest_path = run_dir / "manifest.json"
+    write_json(manifest_path, manifest)
+
+    log(f"imgrec run: profile {profile}, seed {seed}, {len(selected)} notebook(s) -> {run_dir}")
+    failure: str | None = None
+    for i, nb_path in enumerate(selected, 1):
+        name = nb_path.name
+        prefix = f"[{i}/{len(selected)}] {nb_path.stem}"
+        if name in done:
+            log(f"{prefix}: already completed, skipped (--resume)")
+            continue
+        entry = manifest["notebooks"][name]
+        entry.update(status="running", started=_dt.datetime.now().isoformat(timespec="seconds"))
+        write_json(manifest_path, manifest)
+        t0 = time.perf_counter()
+        status, detail = _execute(nb_path, run_dir, profile, seed, timeout, data_home)
+        seconds = round(time.perf_counter() - t0, 1)
+        entry.update(status=status, seconds=seconds)
+        if detail:
+            entry["error"] = detail
+        write_json(manifest_path, manifest)
+        if status == "ok":
+            log(f"{prefix}: ok ({seconds:.1f} s)")
+            continue
+        failure = f"notebook {name} {detail}; executed copy: {run_dir / (nb_path.stem + '.failed.ipynb')}"
+        log(f"{prefix}: {status.upper()} ({seconds:.1f} s)")
+        break
+
+    manifest["ended"] = _dt.datetime.now().isoformat(timespec="seconds")
+    manifest["status"] = "failed" if failure else "ok"
+    manifest["seconds"] = round(sum(nb.get("seconds", 0) for nb in manifest["notebooks"].values()), 1)
+    write_json(manifest_path, manifest)
+    if report:
+        from .results import write_report
+
+        report_path = write_report(run_dir)
+        log(f"report: {report_path}")
+    if failure:
+        raise ImgrecError(failure)
+    log(f"done in {manifest['seconds']:.1f} s; manifest: {manifest_path}")
+    return manifest
+
+
+def _execute(nb_path: Path, run_dir: Path, profile: str, seed: int, timeout: float,
+             data_home: str | os.PathLike | None) -> tuple[str, str]:
+    """Run one notebook with papermill in a child process; returns (status, detail)."""
+    params: dict[str, Any] = {"PROFILE": profile, "SEED": seed, "RUN_DIR": str(run_dir)}
+    if data_home:
+        params["DATA_HOME"] = str(Path(data_home).expanduser().resolve())
+    final = run_dir / nb_path.name
+    failed = run_dir / f"{nb_path.stem}.failed.ipynb"
+    log_path = run_dir / "logs" / f"{nb_path.stem}.log"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+               PYTHONUNBUFFERED="1")
+    with atomic_path(final) as partial:
+        cmd = [sys.executable, "-m", "papermill", str(nb_path), str(partial), "-y", json.dumps(params),
+               "--cwd", str(nb_path.parent), "--kernel", "python3", "--no-progress-bar", "--log-output"]
+        with open(log_path, "w") as log_file:
+            proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
+                                    start_new_session=True)
+            try:
+                code = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                _kill_group(proc)
+                _keep_failed(partial, failed)
+                return "timeout", f"timed out after {timeout:.0f} s (raise it with --timeout SECONDS)"
+            except KeyboardInterrupt:
+                _kill_group(proc)
+                raise
+        if code != 0:
+            _keep_failed(partial, failed)
+            return "failed", f"failed in {_failing_cell(failed)} (log: {log_path})"
+        if failed.exists():
+            failed.unlink()
+    return "ok", ""
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Stop papermill and its kernel (they share a process group)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+
+
+def _keep_failed(partial: Path, failed: Path) -> None:
+    if partial.exists() and partial.stat().st_size > 0:
+        os.replace(partial, failed)
+
+
+__all__ = ["Lesson", "start_lesson", "set_seed", "run_course", "course_notebooks", "versions",
+           "hardware", "hardware_label", "default_run_dir", "PROFILES"]

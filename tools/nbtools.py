@@ -1,0 +1,83 @@
+"""Maintainer tools for the course notebooks (not used by students).
+
+- ``python tools/nbtools.py clean notebooks/*.ipynb``: rewrite notebooks in the committed format
+  (see README, "Committed notebooks"): no outputs, no execution counts, no metadata beyond the
+  kernelspec, language and cell tags; outputs are kept only in cells marked ``# NBVAL_CHECK_OUTPUT``.
+- ``python tools/nbtools.py refresh-reference RUN_DIR``: copy the outputs of the
+  ``# NBVAL_CHECK_OUTPUT`` cells from executed copies in RUN_DIR (e.g. a smoke run) into the
+  committed notebooks, after checking the rest of the cell sources are identical.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nbformat
+
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+ALLOWED_CELL_METADATA = {"tags"}
+
+
+def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    nb.metadata = nbformat.from_dict({"kernelspec": KERNELSPEC, "language_info": {"name": "python"}})
+    for i, cell in enumerate(nb.cells):
+        cell.id = f"cell-{i:02d}"
+        cell.metadata = nbformat.from_dict({k: v for k, v in cell.metadata.items() if k in ALLOWED_CELL_METADATA})
+        if cell.cell_type == "code":
+            cell.execution_count = None
+            if CHECK_MARK in cell.source:
+                cell.outputs = [_clean_output(o) for o in cell.outputs]
+            else:
+                cell.outputs = []
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    return nb
+
+
+def _clean_output(out):
+    out = nbformat.from_dict(dict(out))
+    if out.output_type == "execute_result":
+        out.execution_count = None
+    if "metadata" in out:
+        out.metadata = {}
+    return out
+
+
+def write(nb: nbformat.NotebookNode, path: Path) -> None:
+    nbformat.validate(nb)
+    path.write_text(nbformat.writes(nb, version=4) + "\n", encoding="utf-8")
+
+
+def refresh_reference(run_dir: Path, notebooks: Path) -> None:
+    for src in sorted(notebooks.glob("[0-9][0-9]_*.ipynb")):
+        executed_path = run_dir / src.name
+        if not executed_path.is_file():
+            print(f"skip {src.name}: no executed copy in {run_dir}")
+            continue
+        nb = nbformat.read(src, as_version=4)
+        executed = nbformat.read(executed_path, as_version=4)
+        by_source = {c.source: c for c in executed.cells if c.cell_type == "code"}
+        for cell in nb.cells:
+            if cell.cell_type == "code" and CHECK_MARK in cell.source:
+                if cell.source not in by_source:
+                    raise SystemExit(f"{src.name}: a checked cell changed since {executed_path} was executed")
+                cell.outputs = by_source[cell.source].outputs
+        write(clean(nb), src)
+        print(f"refreshed {src.name}")
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) >= 2 and argv[0] == "clean":
+        for name in argv[1:]:
+            path = Path(name)
+            write(clean(nbformat.read(path, as_version=4)), path)
+        return 0
+    if len(argv) == 2 and argv[0] == "refresh-reference":
+        refresh_reference(Path(argv[1]), Path(__file__).resolve().parent.parent / "notebooks")
+        return 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
