@@ -32,7 +32,54 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="(re)build RUN_DIR/report.html")
     report.add_argument("run_dir", metavar="RUN_DIR")
 
+    predict = sub.add_parser("predict", help="label images with a saved .keras model or a pretrained ImageNet model")
+    predict.add_argument("model", nargs="?", metavar="MODEL",
+                         help="a .keras file saved by the course, or a pretrained model name (see --list)")
+    predict.add_argument("images", nargs="*", metavar="IMAGE", help="image files (any size or mode)")
+    predict.add_argument("--top", type=int, default=3, metavar="K", help="how many labels per image (default: 3)")
+    predict.add_argument("--json", action="store_true", help="one JSON object per line")
+    predict.add_argument("--list", action="store_true", help="list the pretrained model names and their weights")
+    predict.add_argument("--data-home", metavar="DIR", help="where cached weights are (default: $IMGREC_DATA_HOME or data/)")
+
     return parser
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .data import data_home
+
+    if args.list:
+        from . import pretrained
+
+        pretrained.prepare_keras_cache(data_home(args.data_home))
+        for name in pretrained.APPLICATIONS:
+            print(f"{name:18} {pretrained.display_name(name):28} {pretrained.weights_status(name)}")
+        return 0
+    if not args.model or not args.images:
+        raise ImgrecError("usage: imgrec predict MODEL IMAGE [IMAGE ...] (or imgrec predict --list)")
+    if args.top < 1:
+        raise ImgrecError("--top must be at least 1")
+    for image in args.images:  # check every path before loading a model
+        path = Path(image)
+        if path.is_dir():
+            raise ImgrecError(f"{path}: is a folder; pass image files, e.g. {path}/*.jpg")
+        if not path.is_file():
+            raise ImgrecError(f"{path}: no such image file; check the path")
+    from .prediction import load_predictor
+
+    predictor = load_predictor(args.model, args.data_home)
+    for image in args.images:
+        predictions = predictor.predict_file(image, args.top)
+        if args.json:
+            print(json.dumps({"image": image, "predictions": [p.as_dict() for p in predictions]}), flush=True)
+        else:
+            print(image)
+            for p in predictions:
+                wnid = f" ({p.wnid})" if p.wnid else ""
+                print(f"  {p.probability * 100:6.2f}%  {p.label}{wnid}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -47,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                   resume=bool(args.resume), timeout=args.timeout, data_home=args.data_home,
                                   report=not args.no_report)
             return 0 if manifest["status"] == "ok" else 1
+        if args.command == "predict":
+            return _predict(args)
         if args.command == "report":
             from .results import write_report
 

@@ -315,10 +315,13 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
         raise ImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc}); "
                          "replace it with a valid JPEG or PNG file") from None
     if target is not None:
-        if crop:
-            rgb = ImageOps.fit(rgb, target, method=Image.Resampling.BICUBIC, reducing_gap=3.0)
-        else:
-            rgb = rgb.resize(target, Image.Resampling.BICUBIC, reducing_gap=3.0)
+        box = None
+        if crop:  # the largest central box with the target's aspect ratio
+            w, h = rgb.size
+            scale = min(w / target[0], h / target[1])
+            cw, ch = target[0] * scale, target[1] * scale
+            box = ((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2)
+        rgb = rgb.resize(target, Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
     return np.asarray(rgb, dtype=np.uint8)
 
 

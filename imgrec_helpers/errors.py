@@ -9,7 +9,13 @@ from __future__ import annotations
 
 
 class ImgrecError(Exception):
-    """A problem with the user's input or environment, explained in one line."""
+    """A problem with the user's input or environment, explained in one line.
+
+    Line breaks inside the message (e.g. from a library's own error text) are folded into spaces.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 class DataError(ImgrecError):

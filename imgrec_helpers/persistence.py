@@ -90,18 +90,50 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-def save_model(model: Any, path: str | os.PathLike) -> Path:
+MODEL_INFO_ENTRY = "imgrec.json"
+"""Name of the entry added to a ``.keras`` zip: class names and input scaling for ``imgrec predict``."""
+
+INPUT_SCALES = ("0-1", "0-255")
+"""How a saved model wants its pixels: floats in [0, 1] (lesson 02's CNN) or raw 0-255 RGB
+(end-to-end models with their preprocessing inside, lesson 04)."""
+
+
+def save_model(model: Any, path: str | os.PathLike, class_names: list[str] | None = None,
+               input_scale: str = "0-1") -> Path:
     """Save a Keras model as one ``.keras`` file (architecture, weights, optimizer), atomically.
 
-    Used in lessons 02 and 04. Class names stored on the model (see
-    :func:`imgrec_helpers.models.set_class_names`) travel inside the file.
+    Used in lessons 02 and 04. ``class_names`` and ``input_scale`` (see :data:`INPUT_SCALES`) are
+    stored inside the file (an extra ``imgrec.json`` entry that Keras ignores), so that
+    ``imgrec predict MODEL IMAGE`` can label and scale images without being told. For a model with
+    one sigmoid output, the output is the probability of ``class_names[1]``.
     """
+    import zipfile
+
     path = Path(path)
     if path.suffix != ".keras":
         raise ImgrecError(f"{path}: a whole model is saved as a .keras file; use a name ending in .keras")
+    if input_scale not in INPUT_SCALES:
+        raise ImgrecError(f"input_scale must be one of {INPUT_SCALES}, got {input_scale!r}")
+    info = {"class_names": list(class_names) if class_names else None, "input_scale": input_scale,
+            "input_shape": [int(d) if d is not None else None for d in model.input_shape[1:]]}
     with atomic_path(path) as tmp:
         model.save(tmp)
+        with zipfile.ZipFile(tmp, "a") as archive:
+            archive.writestr(MODEL_INFO_ENTRY, json.dumps(info, indent=2))
     return path
+
+
+def read_model_info(path: str | os.PathLike) -> dict[str, Any]:
+    """The class names, input scale and input shape stored by :func:`save_model` (``{}`` if none)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            if MODEL_INFO_ENTRY not in archive.namelist():
+                return {}
+            return json.loads(archive.read(MODEL_INFO_ENTRY))
+    except (zipfile.BadZipFile, OSError, ValueError):
+        raise ModelError(f"{path}: not a .keras model file (not a zip archive); pass a model saved by this course") from None
 
 
 def load_model(path: str | os.PathLike) -> Any:
@@ -114,8 +146,13 @@ def load_model(path: str | os.PathLike) -> Any:
     from . import models  # registers the course's custom layers before deserialising
 
     path = Path(path)
+    if path.is_dir():
+        raise ModelError(f"{path}: is a folder; pass a .keras model file")
     if not path.is_file():
         raise ModelError(f"{path}: no such model file; train one in lesson 02 or 04, or check the path")
+    if path.suffix != ".keras":
+        raise ModelError(f"{path}: not a .keras file; pass a model saved by this course (lesson 02 or 04)")
+    read_model_info(path)  # a clear error for a file that is not a zip at all
     try:
         return keras.models.load_model(path, custom_objects=models.custom_objects())
     except Exception as exc:  # Keras raises many types for a file that is not a model

@@ -21,7 +21,7 @@ from typing import Any, Callable, Sequence
 
 from .data import data_home as _data_home
 from .errors import ImgrecError
-from .persistence import atomic_path, write_json
+from .persistence import write_json
 from .profiles import DEFAULT_PROFILE, PROFILES, profile_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -180,13 +180,15 @@ def _failing_cell(executed: Path) -> str:
         return "no executed copy was written"
     code_index = 0
     for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code":
-            continue
+        if cell.get("cell_type") != "code" or "injected-parameters" in cell.get("metadata", {}).get("tags", []):
+            continue  # count code cells as in the source notebook, without papermill's injected one
         code_index += 1
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 evalue = str(out.get("evalue", "")).strip().splitlines()
-                return f"code cell {code_index}: {out.get('ename')}: {evalue[0] if evalue else ''}"
+                source = "".join(cell.get("source", "")).strip().splitlines()
+                first = f" [{source[0][:60]}]" if source else ""
+                return f"code cell {code_index}{first}: {out.get('ename')}: {evalue[0] if evalue else ''}"
     return "no cell error recorded (the kernel died or the run was stopped)"
 
 
@@ -203,7 +205,8 @@ def _read_manifest(run_dir: Path) -> dict[str, Any] | None:
 def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = None,
                notebooks: Sequence[str] = (), seed: int = DEFAULT_SEED, resume: bool = False,
                timeout: float = DEFAULT_TIMEOUT, data_home: str | os.PathLike | None = None,
-               report: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
+               report: bool = True, log: Callable[[str], None] = print,
+               notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR) -> dict[str, Any]:
     """Execute the course's notebooks in order with papermill; return the run manifest.
 
     Each notebook runs in its own kernel with the parameters ``PROFILE``, ``SEED``, ``RUN_DIR``
@@ -215,7 +218,9 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
     notebook and cell.
     """
     profile_settings(profile)  # validates the name
-    available = course_notebooks()
+    available = course_notebooks(Path(notebooks_dir))
+    if not available:
+        raise ImgrecError(f"{notebooks_dir}: no numbered notebooks (01_*.ipynb ...) to run")
     selected = _select(notebooks, available)
     if out is None:
         if resume:
@@ -303,11 +308,18 @@ def _execute(nb_path: Path, run_dir: Path, profile: str, seed: int, timeout: flo
     final = run_dir / nb_path.name
     failed = run_dir / f"{nb_path.stem}.failed.ipynb"
     log_path = run_dir / "logs" / f"{nb_path.stem}.log"
+    # TensorFlow's C++ start-up messages go to the log, not into the executed notebook: the kernel
+    # gets an IPython profile that does not capture file-descriptor output.
+    ipython_dir = run_dir / "logs" / "ipython"
+    (ipython_dir / "profile_default").mkdir(parents=True, exist_ok=True)
+    (ipython_dir / "profile_default" / "ipython_kernel_config.py").write_text(
+        "c.IPKernelApp.capture_fd_output = False\n")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-               PYTHONUNBUFFERED="1")
-    with atomic_path(final) as partial:
-        cmd = [sys.executable, "-m", "papermill", str(nb_path), str(partial), "-y", json.dumps(params),
-               "--cwd", str(nb_path.parent), "--kernel", "python3", "--no-progress-bar", "--log-output"]
+               PYTHONUNBUFFERED="1", IPYTHONDIR=str(ipython_dir))
+    partial = run_dir / f".{nb_path.stem}.partial.ipynb"
+    cmd = [sys.executable, "-m", "papermill", str(nb_path), str(partial), "-y", json.dumps(params),
+           "--cwd", str(nb_path.parent), "--kernel", "python3", "--no-progress-bar", "--log-output"]
+    try:
         with open(log_path, "w") as log_file:
             proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
                                     start_new_session=True)
@@ -323,9 +335,13 @@ def _execute(nb_path: Path, run_dir: Path, profile: str, seed: int, timeout: flo
         if code != 0:
             _keep_failed(partial, failed)
             return "failed", f"failed in {_failing_cell(failed)} (log: {log_path})"
+        os.replace(partial, final)  # only a complete executed copy replaces the previous one
         if failed.exists():
             failed.unlink()
-    return "ok", ""
+        return "ok", ""
+    finally:
+        if partial.exists():
+            partial.unlink()
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -1,0 +1,101 @@
+"""The course's own models: the reference CNN of lesson 02 (and a faster variant for the benchmark).
+
+Transfer-learning models built on Keras Applications live in :mod:`imgrec_helpers.pretrained`.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+REFERENCE_CNN_PARAMS = 1_250_858
+"""Trainable parameters of the reference architecture (lesson 02 asserts it)."""
+
+
+def custom_objects() -> dict[str, Any]:
+    """Custom classes needed to load the course's saved models (none: only built-in Keras layers)."""
+    return {}
+
+
+def build_reference_cnn(num_classes: int = 10, input_shape: tuple[int, int, int] = (32, 32, 3),
+                        precision: str = "float32", name: str = "reference_cnn"):
+    """The reference CNN of lesson 02, exactly as the original lesson defines it.
+
+    Conv2D(32, 3x3, same, relu) -> Conv2D(32, 3x3, relu) -> MaxPool(2) -> Dropout(0.25) ->
+    Conv2D(64, 3x3, same, relu) -> Conv2D(64, 3x3, relu) -> MaxPool(2) -> Dropout(0.25) ->
+    Flatten -> Dense(512, relu) -> Dropout(0.5) -> Dense(num_classes, softmax):
+    1,250,858 trainable parameters for 32x32x3 inputs and 10 classes.
+
+    ``precision`` is a Keras dtype policy (``"float32"``, ``"mixed_bfloat16"``, ``"mixed_float16"``)
+    given to each layer, so no global setting is changed; the softmax always computes in float32.
+    """
+    import keras
+    from keras import layers
+
+    p = precision
+    return keras.Sequential(
+        [
+            keras.Input(shape=input_shape),
+            layers.Conv2D(32, (3, 3), padding="same", activation="relu", dtype=p),
+            layers.Conv2D(32, (3, 3), activation="relu", dtype=p),
+            layers.MaxPooling2D(pool_size=(2, 2), dtype=p),
+            layers.Dropout(0.25, dtype=p),
+            layers.Conv2D(64, (3, 3), padding="same", activation="relu", dtype=p),
+            layers.Conv2D(64, (3, 3), activation="relu", dtype=p),
+            layers.MaxPooling2D(pool_size=(2, 2), dtype=p),
+            layers.Dropout(0.25, dtype=p),
+            layers.Flatten(dtype=p),
+            layers.Dense(512, activation="relu", dtype=p),
+            layers.Dropout(0.5, dtype=p),
+            layers.Dense(num_classes, activation="softmax", dtype="float32"),
+        ],
+        name=name,
+    )
+
+
+def build_fast_cnn(num_classes: int = 10, input_shape: tuple[int, int, int] = (32, 32, 3),
+                   precision: str = "float32", name: str = "fast_cnn"):
+    """A faster-learning CNN for the benchmark's time-to-80% figure (optional part of lesson 02).
+
+    Same building blocks as the reference model plus batch normalisation, which lets it train at a
+    higher learning rate; global average pooling replaces the large Dense(512) layer.
+    """
+    import keras
+    from keras import layers
+
+    p = precision
+
+    def block(filters: int) -> list:
+        return [
+            layers.Conv2D(filters, 3, padding="same", use_bias=False, dtype=p),
+            layers.BatchNormalization(dtype=p),
+            layers.Activation("relu", dtype=p),
+            layers.Conv2D(filters, 3, padding="same", use_bias=False, dtype=p),
+            layers.BatchNormalization(dtype=p),
+            layers.Activation("relu", dtype=p),
+            layers.MaxPooling2D(2, dtype=p),
+        ]
+
+    return keras.Sequential(
+        [keras.Input(shape=input_shape), *block(64), *block(128), *block(256),
+         layers.GlobalAveragePooling2D(dtype=p), layers.Dropout(0.2, dtype=p),
+         layers.Dense(num_classes, activation="softmax", dtype="float32")],
+        name=name,
+    )
+
+
+def layer_table(model) -> list[tuple[str, str, str, int]]:
+    """(layer name, layer type, output shape, parameters) for each layer: what lesson 02 explains."""
+    rows = []
+    for layer in model.layers:
+        shape = getattr(layer, "output", None)
+        shape = tuple(shape.shape) if shape is not None else ()
+        rows.append((layer.name, type(layer).__name__, str(shape), int(layer.count_params())))
+    return rows
+
+
+def parameter_counts(model) -> dict[str, int]:
+    """Trainable, non-trainable and total parameter counts (lessons 02 and 04 show these)."""
+    import numpy as np
+
+    trainable = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+    frozen = int(sum(np.prod(w.shape) for w in model.non_trainable_weights))
+    return {"trainable": trainable, "non_trainable": frozen, "total": trainable + frozen}

@@ -1,0 +1,99 @@
+"""The imgrec command: predict's output formats and the one-line errors for bad input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgrec_helpers import cli, persistence
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    path = tmp_path_factory.mktemp("models") / "tiny.keras"
+    return persistence.save_model(model, path, class_names=["apple", "boat", "cat"], input_scale="0-1"), model
+
+
+@pytest.fixture
+def photos(tmp_path):
+    paths = []
+    for i, mode in enumerate(["RGB", "L", "RGBA"]):
+        p = tmp_path / f"photo{i}.png"
+        Image.new(mode, (60 + i * 10, 45)).save(p)
+        paths.append(p)
+    return paths
+
+
+def test_predict_text(saved_model, photos, capsys):
+    assert cli.main(["predict", str(saved_model[0]), str(photos[0]), "--top", "2"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == str(photos[0]) and len(out) == 3
+    assert out[1].strip().endswith(("apple", "boat", "cat")) and "%" in out[1]
+
+
+def test_predict_json_matches_the_model(saved_model, photos, capsys):
+    from imgrec_helpers import data
+
+    path, model = saved_model
+    assert cli.main(["predict", str(path), *map(str, photos), "--top", "3", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line["image"] for line in lines] == [str(p) for p in photos]
+    for line, photo in zip(lines, photos):
+        preds = line["predictions"]
+        assert [set(p) for p in preds] == [{"label", "probability"}] * 3
+        assert abs(sum(p["probability"] for p in preds) - 1) < 1e-4
+        expected = model.predict(data.load_image(photo, 32)[None] / 255.0, verbose=0)[0]
+        assert preds[0]["label"] == ["apple", "boat", "cat"][int(expected.argmax())]
+        assert abs(preds[0]["probability"] - float(expected.max())) < 1e-5
+
+
+@pytest.mark.parametrize("make,expect", [
+    (lambda t: t / "missing.jpg", "no such image file"),
+    (lambda t: t, "is a folder"),
+])
+def test_predict_bad_image_paths(saved_model, tmp_path, capsys, make, expect):
+    assert cli.main(["predict", str(saved_model[0]), str(make(tmp_path))]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and expect in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_predict_unreadable_image(saved_model, tmp_path, capsys):
+    bad = tmp_path / "fake.jpg"
+    bad.write_text("not really a jpeg")
+    assert cli.main(["predict", str(saved_model[0]), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "fake.jpg" in err and "not a readable image" in err and "Traceback" not in err
+
+
+def test_predict_bad_models(tmp_path, photos, capsys):
+    (tmp_path / "notes.keras").write_text("hello")
+    assert cli.main(["predict", str(tmp_path / "notes.keras"), str(photos[0])]) == 2
+    assert "not a .keras model file" in capsys.readouterr().err
+    assert cli.main(["predict", str(tmp_path / "gone.keras"), str(photos[0])]) == 2
+    assert "no such model file" in capsys.readouterr().err
+    assert cli.main(["predict", "no-such-model-name", str(photos[0])]) == 2
+    err = capsys.readouterr().err
+    assert "no-such-model-name" in err and "vgg16" in err and "Traceback" not in err
+
+
+def test_predict_usage_errors(capsys):
+    assert cli.main(["predict"]) == 2
+    assert "usage: imgrec predict MODEL IMAGE" in capsys.readouterr().err
+
+
+def test_unknown_profile_is_rejected(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["run", "--profile", "huge"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_report_on_a_folder_that_is_not_a_run(tmp_path, capsys):
+    assert cli.main(["report", str(tmp_path)]) == 2
+    assert "not a run folder" in capsys.readouterr().err

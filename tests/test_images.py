@@ -1,0 +1,102 @@
+"""Photos of every kind become RGB arrays; what cannot be read gets one clear line (imgrec_helpers.data)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from imgrec_helpers import data
+from imgrec_helpers.errors import DataError, ImageError
+
+
+def _save(img: Image.Image, path, **kw):
+    img.save(path, **kw)
+    return path
+
+
+@pytest.mark.parametrize("mode,fmt", [("L", "PNG"), ("RGB", "JPEG"), ("RGBA", "PNG"), ("P", "PNG"),
+                                      ("CMYK", "JPEG"), ("LA", "PNG"), ("1", "PNG")])
+def test_every_mode_becomes_rgb(tmp_path, mode, fmt):
+    img = Image.new(mode, (40, 30))
+    path = _save(img, tmp_path / f"x.{fmt.lower()}", format=fmt)
+    arr = data.load_image(path)
+    assert arr.shape == (30, 40, 3) and arr.dtype == np.uint8
+    assert data.load_image(path, 32).shape == (32, 32, 3)
+
+
+def test_transparent_png_is_composited_on_white(tmp_path):
+    img = Image.new("RGBA", (8, 8), (255, 0, 0, 0))  # fully transparent red
+    arr = data.load_image(_save(img, tmp_path / "t.png"))
+    assert (arr == 255).all()
+
+
+def test_16_bit_png_keeps_its_brightness(tmp_path):
+    img = Image.fromarray(np.full((10, 10), 65535 // 2, np.uint16))
+    path = _save(img, tmp_path / "deep.png")
+    assert Image.open(path).mode.startswith("I")
+    arr = data.load_image(path)
+    assert arr.shape == (10, 10, 3) and 120 <= arr.mean() <= 135  # mid grey, not clipped white
+
+
+def test_center_crop_keeps_proportions(tmp_path):
+    arr = np.zeros((100, 300, 3), np.uint8)
+    arr[:, 100:200] = 255  # a white square in the middle of a wide photo
+    path = _save(Image.fromarray(arr), tmp_path / "wide.png")
+    assert data.load_image(path, 10).mean() > 250          # cropped to the white centre
+    assert data.load_image(path, 10, crop=False).mean() < 150  # squeezed: black sides remain
+
+
+def test_very_large_jpeg_is_decoded_small(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "huge.jpg"
+    Image.new("RGB", (10_000, 10_000), (10, 200, 30)).save(path, quality=50)
+    tracemalloc.start()
+    arr = data.load_image(path, 224)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert arr.shape == (224, 224, 3) and abs(int(arr[..., 1].mean()) - 200) < 5
+    assert peak < 200 * 2**20  # a full decode would need 300 MB
+
+
+@pytest.mark.parametrize("content,name", [(b"\xff\xd8\xff\xe0" + b"\x00" * 20, "truncated.jpg"),
+                                          (b"hello, not an image", "notes.jpg"), (b"", "empty.png")])
+def test_unreadable_files_name_the_file(tmp_path, content, name):
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(ImageError) as err:
+        data.load_image(path, 32)
+    message = str(err.value)
+    assert name in message and "not a readable image" in message and "\n" not in message
+
+
+def test_truncated_real_jpeg(tmp_path):
+    path = tmp_path / "cut.jpg"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (200, 200, 3), np.uint8)).save(path)
+    path.write_bytes(path.read_bytes()[:1500])
+    with pytest.raises(ImageError, match="cut.jpg"):
+        data.load_image(path, 32)
+
+
+def test_missing_path_and_folder(tmp_path):
+    with pytest.raises(ImageError, match="no such image file"):
+        data.load_image(tmp_path / "nope.jpg")
+    with pytest.raises(ImageError, match="is a folder"):
+        data.load_image(tmp_path)
+
+
+def test_class_folders_errors(tmp_path):
+    with pytest.raises(DataError, match="no such folder"):
+        data.class_folders(tmp_path / "missing")
+    (tmp_path / "dog").mkdir()
+    with pytest.raises(DataError, match="no images found"):
+        data.class_folders(tmp_path)
+    Image.new("RGB", (8, 8)).save(tmp_path / "dog" / "a.jpg")
+    with pytest.raises(DataError, match="only one class folder.*dog"):
+        data.class_folders(tmp_path)
+    (tmp_path / "cat").mkdir()
+    Image.new("L", (8, 8)).save(tmp_path / "cat" / "b.png")
+    assert data.class_folders(tmp_path) == ["cat", "dog"]
+    folder = data.load_image_folder(tmp_path, 16)
+    assert folder.images.shape == (2, 16, 16, 3) and folder.labels.tolist() == [0, 1]
+    assert folder.class_names == ["cat", "dog"]

@@ -1,0 +1,134 @@
+"""The reference CNN, training helpers and saving/loading (imgrec_helpers.models, training, persistence)."""
+from __future__ import annotations
+
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from imgrec_helpers import models, persistence, training
+from imgrec_helpers.errors import ImgrecError, ModelError
+
+
+def test_reference_cnn_is_exactly_the_lesson_architecture():
+    model = models.build_reference_cnn()
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Conv2D", "Conv2D", "MaxPooling2D", "Dropout", "Conv2D", "Conv2D", "MaxPooling2D",
+                     "Dropout", "Flatten", "Dense", "Dropout", "Dense"]
+    counts = models.parameter_counts(model)
+    assert counts["trainable"] == models.REFERENCE_CNN_PARAMS == 1_250_858 and counts["non_trainable"] == 0
+    convs = [layer for layer in model.layers if kinds[model.layers.index(layer)] == "Conv2D"]
+    assert [c.padding for c in convs] == ["same", "valid", "same", "valid"]
+    assert [c.filters for c in convs] == [32, 32, 64, 64]
+    assert [layer.rate for layer in model.layers if type(layer).__name__ == "Dropout"] == [0.25, 0.25, 0.5]
+    assert model.output_shape == (None, 10)
+
+
+def test_precision_is_per_layer_and_softmax_stays_float32():
+    import keras
+
+    model = models.build_reference_cnn(precision="mixed_bfloat16")
+    assert model.layers[0].dtype_policy.name == "mixed_bfloat16"
+    assert model.layers[-1].dtype_policy.name == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # no global setting changed
+
+
+def test_choose_precision():
+    policy, why = training.choose_precision("float32")
+    assert policy == "float32" and "PRECISION" in why
+    policy, why = training.choose_precision("auto")
+    assert policy in ("float32", "mixed_bfloat16", "mixed_float16") and policy in why
+    with pytest.raises(ImgrecError, match="unknown precision"):
+        training.choose_precision("float8")
+
+
+def test_training_helpers():
+    m = training.confusion_matrix([0, 1, 1, 2], [0, 2, 1, 2], 3)
+    assert m.tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
+    joined = training.join_histories({"loss": [3, 2]}, {"loss": [1], "val_loss": [1.5]})
+    assert joined["loss"] == [3, 2, 1] and joined["_stage_starts"] == [0, 2]
+    assert np.isnan(joined["val_loss"][0]) and joined["val_loss"][2] == 1.5
+    assert training.epochs_for(100, 50_000, 5, 50) == 50
+    assert training.epochs_for(10_000, 50_000, 5, 50) == 5
+
+
+def _tiny_classifier():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    model.compile("adam", "categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def test_fit_and_evaluate_measure_something_real():
+    model = _tiny_classifier()
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 300)
+    x = np.zeros((300, 8, 8, 3), np.float32)
+    x[np.arange(300), 0, 0, y] = 1.0  # a learnable signal
+    run = training.fit(model, x, np.eye(3)[y], epochs=30, batch_size=32, verbose=0)
+    assert run.seconds > 0 and run.epochs == 30 and run.train_images == 300
+    assert run.history["loss"][-1] < run.history["loss"][0]
+    accuracy, pred, prob = training.evaluate_accuracy(model, x, y)
+    assert accuracy > 0.9 and pred.shape == (300,) and ((prob > 0) & (prob <= 1)).all()
+
+
+def test_keras_file_round_trip_keeps_class_names(tmp_path):
+    model = _tiny_classifier()
+    path = persistence.save_model(model, tmp_path / "m.keras", class_names=["a", "b", "c"], input_scale="0-1")
+    info = persistence.read_model_info(path)
+    assert info == {"class_names": ["a", "b", "c"], "input_scale": "0-1", "input_shape": [8, 8, 3]}
+    loaded = persistence.load_model(path)
+    x = np.random.default_rng(1).random((4, 8, 8, 3)).astype(np.float32)
+    assert np.array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temporary files left
+
+
+def test_json_and_h5_round_trip(tmp_path):
+    model = models.build_reference_cnn(precision="mixed_bfloat16")
+    j, w = persistence.save_json_and_h5(model, tmp_path / "cnn.json", tmp_path / "cnn.weights.h5")
+    assert json.loads(j.read_text())["class_name"] == "Sequential"
+    loaded = persistence.load_json_and_h5(j, w)
+    x = np.random.default_rng(2).random((3, 32, 32, 3)).astype(np.float32)
+    assert np.array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+    with pytest.raises(ImgrecError, match="weights.h5"):
+        persistence.save_json_and_h5(model, tmp_path / "a.json", tmp_path / "a.h5")
+
+
+def test_load_model_errors(tmp_path):
+    with pytest.raises(ModelError, match="no such model file"):
+        persistence.load_model(tmp_path / "missing.keras")
+    (tmp_path / "text.keras").write_text("not a model")
+    with pytest.raises(ModelError, match="not a .keras model file"):
+        persistence.load_model(tmp_path / "text.keras")
+    with zipfile.ZipFile(tmp_path / "zip.keras", "w") as z:
+        z.writestr("hello.txt", "hi")
+    with pytest.raises(ModelError, match="not a Keras model file"):
+        persistence.load_model(tmp_path / "zip.keras")
+    with pytest.raises(ModelError, match="is a folder"):
+        persistence.load_model(tmp_path)
+
+
+def test_atomic_writes_keep_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "record.json"
+    persistence.write_json(target, {"v": 1})
+    with pytest.raises(RuntimeError):
+        with persistence.atomic_path(target) as tmp:
+            tmp.write_text('{"v": 2, "half')
+            raise RuntimeError("killed mid-write")
+    assert json.loads(target.read_text()) == {"v": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
+
+
+def test_features_round_trip(tmp_path):
+    f = np.random.default_rng(0).random((5, 7)).astype(np.float32)
+    path = persistence.save_features(tmp_path / "f.npz", f, np.arange(5), test_features=f[:2])
+    back = persistence.load_features(path)
+    assert np.array_equal(back["features"], f) and back["labels"].tolist() == list(range(5))
+    assert back["test_features"].shape == (2, 7)
+    (tmp_path / "bad.npz").write_bytes(b"junk")
+    with pytest.raises(ImgrecError, match="not a readable features file"):
+        persistence.load_features(tmp_path / "bad.npz")

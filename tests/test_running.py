@@ -1,0 +1,112 @@
+"""The runner behind `imgrec run`: order, manifest, failures, timeouts, resume; and the profiles."""
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pytest
+
+from imgrec_helpers import profiles, running
+from imgrec_helpers.errors import ImgrecError
+
+
+def _notebook(path, *sources):
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('PROFILE = "quick"\nSEED = 42\nRUN_DIR = ""\nDATA_HOME = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params] + [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
+WRITE_MARK = "import pathlib; pathlib.Path(RUN_DIR, f'{PROFILE}-{SEED}.txt').write_text('ran')"
+
+
+@pytest.fixture
+def course(tmp_path):
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    _notebook(folder / "01_first.ipynb", WRITE_MARK, "print('hello from 01')")
+    _notebook(folder / "02_second.ipynb", "x = 1", "raise ValueError('broken on purpose')")
+    return folder
+
+
+def test_profiles_in_one_place():
+    assert set(profiles.PROFILES) == {"full", "quick", "smoke"} and profiles.DEFAULT_PROFILE == "quick"
+    keys = [set(p) for p in profiles.PROFILES.values()]
+    assert keys[0] == keys[1] == keys[2]
+    full = profiles.profile_settings("full")
+    assert (full["train_images"], full["epochs"], full["batch_size"]) == (None, 30, 64)  # the reference recipe
+    with pytest.raises(ImgrecError, match="unknown profile 'huge'"):
+        profiles.profile_settings("huge")
+
+
+def test_run_writes_executed_copies_and_manifest_and_names_the_failure(course, tmp_path):
+    out = tmp_path / "run"
+    lines = []
+    with pytest.raises(ImgrecError) as err:
+        running.run_course("smoke", out, notebooks_dir=course, seed=7, report=False, log=lines.append)
+    message = str(err.value)
+    assert "02_second.ipynb" in message and "code cell 3 [raise ValueError(" in message and "ValueError: broken on purpose" in message
+    assert (out / "smoke-7.txt").read_text() == "ran"  # parameters reached the notebook
+    assert (out / "01_first.ipynb").is_file() and not (out / "02_second.ipynb").exists()
+    assert (out / "02_second.failed.ipynb").is_file()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["profile"] == "smoke" and manifest["seed"] == 7 and manifest["status"] == "failed"
+    assert manifest["notebooks"]["01_first.ipynb"]["status"] == "ok"
+    assert manifest["notebooks"]["02_second.ipynb"]["status"] == "failed"
+    assert {"tensorflow", "keras", "python"} <= set(manifest["versions"]) and manifest["hardware"]["cores"]
+    assert any(line.startswith("[1/2] 01_first: ok (") for line in lines)
+    executed = nbformat.read(out / "01_first.ipynb", as_version=4)
+    assert "hello from 01" in "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
+    assert not list(out.glob(".*partial*"))
+
+
+def test_resume_skips_completed_notebooks(course, tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(ImgrecError):
+        running.run_course("smoke", out, notebooks_dir=course, report=False, log=lambda s: None)
+    (out / "smoke-42.txt").unlink()
+    _notebook(course / "02_second.ipynb", "print('fixed')")  # the student fixes notebook 02
+    lines = []
+    manifest = running.run_course("smoke", out, notebooks_dir=course, resume=True, report=False, log=lines.append)
+    assert manifest["status"] == "ok" and not (out / "smoke-42.txt").exists()  # 01 was not run again
+    assert any("01_first: already completed, skipped" in line for line in lines)
+    assert not (out / "02_second.failed.ipynb").exists() and (out / "02_second.ipynb").is_file()
+    with pytest.raises(ImgrecError, match="same --profile"):
+        running.run_course("quick", out, notebooks_dir=course, resume=True, report=False, log=lambda s: None)
+
+
+def test_timeout_names_the_notebook(tmp_path):
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    _notebook(folder / "01_slow.ipynb", "import time; time.sleep(120)")
+    with pytest.raises(ImgrecError, match=r"01_slow.ipynb timed out after 8 s"):
+        running.run_course("smoke", tmp_path / "run", notebooks_dir=folder, timeout=8, report=False,
+                           log=lambda s: None)
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["notebooks"]["01_slow.ipynb"]["status"] == "timeout"
+
+
+def test_selection_and_bad_names(course, tmp_path):
+    with pytest.raises(ImgrecError, match="unknown notebook '07'"):
+        running.run_course("smoke", tmp_path / "r", notebooks=["07"], notebooks_dir=course, report=False)
+    with pytest.raises(ImgrecError, match="nothing to resume"):
+        running.run_course("smoke", tmp_path / "empty", notebooks_dir=course, resume=True, report=False)
+    manifest = running.run_course("smoke", tmp_path / "one", notebooks=["01"], notebooks_dir=course,
+                                  report=False, log=lambda s: None)
+    assert list(manifest["notebooks"]) == ["01_first.ipynb"] and manifest["status"] == "ok"
+
+
+def test_seed_makes_numbers_repeat():
+    import numpy as np
+
+    running.set_seed(3)
+    a = np.random.rand(3)
+    import keras
+
+    k = keras.random.uniform((2,), seed=None)
+    running.set_seed(3)
+    assert np.array_equal(a, np.random.rand(3))
+    assert np.array_equal(np.asarray(k), np.asarray(keras.random.uniform((2,), seed=None)))
