@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from typing import Sequence
 
@@ -40,6 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
     predict.add_argument("--list", action="store_true", help="list the pretrained model names and their weights")
     predict.add_argument("--data-home", metavar="DIR", help="where cached weights are (default: $IMGREC_DATA_HOME or data/)")
+
+    bench = sub.add_parser("bench", help="measure training and inference speed against plain Keras")
+    bench.add_argument("--quick", action="store_true", help="smaller measurements: under 10 minutes on 2 cores")
+    bench.add_argument("--data-home", metavar="DIR", help="datasets and weights (default: $IMGREC_DATA_HOME or data/)")
 
     return parser
 
@@ -82,9 +87,15 @@ def _predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.command == "run":  # `kill` stops a run as cleanly as Ctrl-C does
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         if args.command == "run":
             from .running import run_course
@@ -96,6 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if manifest["status"] == "ok" else 1
         if args.command == "predict":
             return _predict(args)
+        if args.command == "bench":
+            from . import bench
+
+            return bench.main((["--quick"] if args.quick else []) + (["--data-home", args.data_home] if args.data_home else []))
         if args.command == "report":
             from .results import write_report
 

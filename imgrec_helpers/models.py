@@ -52,11 +52,13 @@ def build_reference_cnn(num_classes: int = 10, input_shape: tuple[int, int, int]
 
 
 def build_fast_cnn(num_classes: int = 10, input_shape: tuple[int, int, int] = (32, 32, 3),
-                   precision: str = "float32", name: str = "fast_cnn"):
+                   precision: str = "float32", widths: tuple[int, int, int] = (64, 128, 256),
+                   name: str = "fast_cnn"):
     """A faster-learning CNN for the benchmark's time-to-80% figure (optional part of lesson 02).
 
     Same building blocks as the reference model plus batch normalisation, which lets it train at a
-    higher learning rate; global average pooling replaces the large Dense(512) layer.
+    higher learning rate; global average pooling replaces the large Dense(512) layer. ``widths``
+    are the filters of its three blocks (two convolutions each, then max pooling).
     """
     import keras
     from keras import layers
@@ -75,7 +77,7 @@ def build_fast_cnn(num_classes: int = 10, input_shape: tuple[int, int, int] = (3
         ]
 
     return keras.Sequential(
-        [keras.Input(shape=input_shape), *block(64), *block(128), *block(256),
+        [keras.Input(shape=input_shape), *[layer for w in widths for layer in block(w)],
          layers.GlobalAveragePooling2D(dtype=p), layers.Dropout(0.2, dtype=p),
          layers.Dense(num_classes, activation="softmax", dtype="float32")],
         name=name,

@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -271,7 +272,13 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
         entry.update(status="running", started=_dt.datetime.now().isoformat(timespec="seconds"))
         write_json(manifest_path, manifest)
         t0 = time.perf_counter()
-        status, detail = _execute(nb_path, run_dir, profile, seed, timeout, data_home)
+        try:
+            status, detail = _execute(nb_path, run_dir, profile, seed, timeout, data_home)
+        except KeyboardInterrupt:  # Ctrl-C or kill: record it, keep every finished output
+            entry.update(status="interrupted", seconds=round(time.perf_counter() - t0, 1))
+            manifest.update(status="interrupted", ended=_dt.datetime.now().isoformat(timespec="seconds"))
+            write_json(manifest_path, manifest)
+            raise
         seconds = round(time.perf_counter() - t0, 1)
         entry.update(status=status, seconds=seconds)
         if detail:
@@ -316,13 +323,15 @@ def _execute(nb_path: Path, run_dir: Path, profile: str, seed: int, timeout: flo
         "c.IPKernelApp.capture_fd_output = False\n")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
                PYTHONUNBUFFERED="1", IPYTHONDIR=str(ipython_dir))
-    partial = run_dir / f".{nb_path.stem}.partial.ipynb"
+    fd, partial_name = tempfile.mkstemp(prefix=f".{nb_path.stem}.", suffix=".partial.ipynb", dir=run_dir)
+    os.close(fd)
+    partial = Path(partial_name)
     cmd = [sys.executable, "-m", "papermill", str(nb_path), str(partial), "-y", json.dumps(params),
            "--cwd", str(nb_path.parent), "--kernel", "python3", "--no-progress-bar", "--log-output"]
     try:
         with open(log_path, "w") as log_file:
             proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                                    start_new_session=True)
+                                    preexec_fn=_own_group_dying_with_parent)
             try:
                 code = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
@@ -342,6 +351,19 @@ def _execute(nb_path: Path, run_dir: Path, profile: str, seed: int, timeout: flo
     finally:
         if partial.exists():
             partial.unlink()
+
+
+def _own_group_dying_with_parent() -> None:  # runs in the child before papermill starts
+    """Own process group (so a timeout stops papermill and its kernel together), and on Linux a
+    SIGTERM when the runner dies, even by SIGKILL, so no orphaned notebook keeps running."""
+    os.setsid()
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

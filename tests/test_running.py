@@ -110,3 +110,71 @@ def test_seed_makes_numbers_repeat():
     running.set_seed(3)
     assert np.array_equal(a, np.random.rand(3))
     assert np.array_equal(np.asarray(k), np.asarray(keras.random.uniform((2,), seed=None)))
+
+
+def test_killed_run_keeps_previous_outputs_and_the_next_run_works(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    _notebook(folder / "01_fast.ipynb", "print('one')")
+    _notebook(folder / "02_slow.ipynb", "import time, os; time.sleep(float(os.environ.get('SLOW', '0')))",
+              "print('two')")
+    out = tmp_path / "run"
+    running.run_course("smoke", out, notebooks_dir=folder, report=False, log=lambda s: None)
+    good = (out / "02_slow.ipynb").read_bytes()
+
+    script = (f"from imgrec_helpers.running import run_course; "
+              f"run_course('smoke', {str(out)!r}, notebooks_dir={str(folder)!r}, report=False)")
+    proc = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ, SLOW="60"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline:  # wait until notebook 02 is executing
+        time.sleep(0.5)
+        try:
+            if json.loads((out / "manifest.json").read_text())["notebooks"]["02_slow.ipynb"]["status"] == "running":
+                break
+        except (ValueError, KeyError, OSError):
+            pass
+    time.sleep(4)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+    assert (out / "02_slow.ipynb").read_bytes() == good  # the previous executed copy is intact
+    manifest = json.loads((out / "manifest.json").read_text())  # still valid JSON
+    assert manifest["notebooks"]["02_slow.ipynb"]["status"] == "running"
+    time.sleep(2)  # papermill got SIGTERM when its parent died; nothing keeps writing
+    manifest = running.run_course("smoke", out, notebooks_dir=folder, report=False, log=lambda s: None)
+    assert manifest["status"] == "ok"
+    nbformat.validate(nbformat.read(out / "02_slow.ipynb", as_version=4))
+
+
+def test_sigterm_is_recorded_as_interrupted(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    folder = tmp_path / "nb"
+    folder.mkdir()
+    _notebook(folder / "01_slow.ipynb", "import time; time.sleep(60)")
+    out = tmp_path / "run"
+    script = ("import signal, sys; from imgrec_helpers import cli, running; "
+              "signal.signal(signal.SIGTERM, cli._interrupt); "
+              f"running.run_course('smoke', {str(out)!r}, notebooks_dir={str(folder)!r}, report=False)")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (out / "logs" / "01_slow.log").exists():
+        time.sleep(0.3)
+    time.sleep(2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in err
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["notebooks"]["01_slow.ipynb"]["status"] == "interrupted"
+    assert not list(out.glob(".*partial*"))
