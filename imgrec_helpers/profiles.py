@@ -31,7 +31,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "top_k": 9,                      # the original showed the top 9
         "sample_photos": None,           # None = every photo in images/samples
         # lesson 04
-        "head_epochs": 30,               # part A: head on the 64 saved feature vectors
+        "head_epochs": 100,              # part A: head on the 64 saved feature vectors
+        "min_dog_accuracy": 0.85,        # part A: share of the 5 new dog/cat photos right
+        "min_alpaca_accuracy": 0.85,     # part B: validation accuracy after fine-tuning
         "alpaca_epochs": 10,             # part B, frozen base
         "augment_epochs": 10,            # part B, with augmentation
         "fine_tune_epochs": 10,          # part B, last layers unfrozen
@@ -55,7 +57,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "misclassified_shown": 16,
         "top_k": 5,
         "sample_photos": None,
-        "head_epochs": 30,
+        "head_epochs": 100,
+        "min_dog_accuracy": 0.85,
+        "min_alpaca_accuracy": 0.85,
         "alpaca_epochs": 5,
         "augment_epochs": 5,
         "fine_tune_epochs": 3,
@@ -78,7 +82,9 @@ PROFILES: dict[str, dict[str, Any]] = {
         "misclassified_shown": 8,
         "top_k": 5,
         "sample_photos": 4,
-        "head_epochs": 10,
+        "head_epochs": 30,
+        "min_dog_accuracy": 0.6,         # smoke: fewer epochs, a lower bar (still above chance)
+        "min_alpaca_accuracy": 0.6,
         "alpaca_epochs": 1,
         "augment_epochs": 1,
         "fine_tune_epochs": 1,

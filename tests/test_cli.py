@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -97,3 +98,19 @@ def test_unknown_profile_is_rejected(capsys):
 def test_report_on_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert cli.main(["report", str(tmp_path)]) == 2
     assert "not a run folder" in capsys.readouterr().err
+
+
+def test_predict_pretrained_by_name_carries_wnids(real_home, tmp_path, monkeypatch, capsys):
+    from keras.src.backend import config
+
+    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path / "keras_home"))  # a fresh Keras cache
+    coffee = real_home / "images" / "samples" / "skimage_coffee.jpg"
+    assert cli.main(["predict", "mobilenet-0.25", str(coffee), "--top", "5", "--json",
+                     "--data-home", str(real_home)]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert line["image"] == str(coffee) and len(line["predictions"]) == 5
+    assert line["predictions"][0]["label"] == "espresso" and line["predictions"][0]["wnid"] == "n07920052"
+    assert cli.main(["predict", "--list", "--data-home", str(real_home)]) == 0
+    listing = capsys.readouterr().out
+    assert re.search(r"^mobilenet-0\.25 .* cached$", listing, re.M)
+    assert re.search(r"^vgg16 .* not cached \(downloads ~528 MB on first use\)$", listing, re.M)

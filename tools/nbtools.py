@@ -1,8 +1,9 @@
 """Maintainer tools for the course notebooks (not used by students).
 
 - ``python tools/nbtools.py clean notebooks/*.ipynb``: rewrite notebooks in the committed format
-  (see README, "Committed notebooks"): no outputs, no execution counts, no metadata beyond the
-  kernelspec, language and cell tags; outputs are kept only in cells marked ``# NBVAL_CHECK_OUTPUT``.
+  (see README, "Tests"): no outputs, no execution counts, no metadata beyond the kernelspec,
+  language and cell tags; outputs are kept only in cells marked ``# NBVAL_CHECK_OUTPUT``, which
+  carry execution count 1 (nbval compares only cells that look executed).
 - ``python tools/nbtools.py refresh-reference RUN_DIR``: copy the outputs of the
   ``# NBVAL_CHECK_OUTPUT`` cells from executed copies in RUN_DIR (e.g. a smoke run) into the
   committed notebooks, after checking the rest of the cell sources are identical.
@@ -25,11 +26,10 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
         cell.id = f"cell-{i:02d}"
         cell.metadata = nbformat.from_dict({k: v for k, v in cell.metadata.items() if k in ALLOWED_CELL_METADATA})
         if cell.cell_type == "code":
-            cell.execution_count = None
-            if CHECK_MARK in cell.source:
-                cell.outputs = [_clean_output(o) for o in cell.outputs]
-            else:
-                cell.outputs = []
+            checked = CHECK_MARK in cell.source and bool(cell.outputs)
+            # nbval compares only cells it sees as run, so checked cells carry execution count 1
+            cell.execution_count = 1 if checked else None
+            cell.outputs = [_clean_output(o) for o in cell.outputs] if checked else []
     nb.nbformat, nb.nbformat_minor = 4, 5
     return nb
 
