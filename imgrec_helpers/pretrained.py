@@ -550,14 +550,8 @@ def build_feature_head(feature_shape: int | Sequence[int], num_classes: int, *, 
     stack: list[Any] = [keras.Input(shape=shape), layers.Flatten(name="flatten")]
     if hidden:
         stack += [layers.Dense(hidden, activation="relu", name="hidden"), layers.Dropout(dropout, name="dropout")]
-    binary = num_classes == 2
-    stack.append(layers.Dense(1 if binary else num_classes, activation="sigmoid" if binary else "softmax",
-                              name="output"))
-    model = keras.Sequential(stack, name=name)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    return model
+    stack.append(_output_layer(num_classes))
+    return compile_classifier(keras.Sequential(stack, name=name), num_classes, learning_rate)
 
 
 def build_end_to_end(name: str, base: Any, head: Any, *, model_name: str = "end_to_end"):
@@ -568,15 +562,33 @@ def build_end_to_end(name: str, base: Any, head: Any, *, model_name: str = "end_
     """
     import keras
 
+    inputs, features = _frozen_base_on_raw_pixels(name, base)
+    return keras.Model(inputs, head(features), name=model_name)
+
+
+def _frozen_base_on_raw_pixels(name: str, base: Any) -> tuple[Any, Any]:
+    """Input (RGB 0-255) -> ``name``'s preprocessing as layers -> frozen ``base`` in inference mode.
+
+    Returns the input tensor and the base's output, for :func:`build_end_to_end` and
+    :func:`build_frozen_classifier`.
+    """
+    import keras
+
     size = int(base.input_shape[1])
     inputs = keras.Input(shape=(size, size, 3), name="image_rgb_0_255")
     x = inputs
     for layer in preprocessing_layers(name):
         x = layer(x)
     freeze(base)
-    x = base(x, training=False)
-    outputs = head(x)
-    return keras.Model(inputs, outputs, name=model_name)
+    return inputs, base(x, training=False)
+
+
+def _output_layer(num_classes: int):
+    """One sigmoid unit for two classes (probability of class 1), else ``num_classes`` softmax units."""
+    from keras import layers
+
+    binary = num_classes == 2
+    return layers.Dense(1 if binary else num_classes, activation="sigmoid" if binary else "softmax", name="output")
 
 
 def build_frozen_classifier(name: str, base: Any, num_classes: int = 2, *, dropout: float = 0.2,
@@ -590,21 +602,11 @@ def build_frozen_classifier(name: str, base: Any, num_classes: int = 2, *, dropo
     import keras
     from keras import layers
 
-    size = int(base.input_shape[1])
-    inputs = keras.Input(shape=(size, size, 3), name="image_rgb_0_255")
-    x = inputs
-    for layer in preprocessing_layers(name):
-        x = layer(x)
-    freeze(base)
-    x = base(x, training=False)
+    inputs, x = _frozen_base_on_raw_pixels(name, base)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     x = layers.Dropout(dropout, name="dropout")(x)
-    binary = num_classes == 2
-    outputs = layers.Dense(1 if binary else num_classes, activation="sigmoid" if binary else "softmax",
-                           name="output")(x)
-    model = keras.Model(inputs, outputs, name=model_name)
-    compile_classifier(model, num_classes, learning_rate)
-    return model
+    model = keras.Model(inputs, _output_layer(num_classes)(x), name=model_name)
+    return compile_classifier(model, num_classes, learning_rate)
 
 
 def compile_classifier(model: Any, num_classes: int, learning_rate: float) -> Any:
