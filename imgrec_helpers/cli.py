@@ -1,4 +1,5 @@
-"""The ``imgrec`` command: ``run`` the course, ``report`` a run, ``predict`` images, ``bench``.
+"""The ``imgrec`` command: ``run`` the course, ``report`` a run, ``predict`` images, ``evaluate`` a
+model on a labelled folder, ``bench``.
 
 User errors (missing files, unknown names, unreadable images) are printed as one line starting
 with ``error:`` and exit with status 2, without a traceback.
@@ -41,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
     predict.add_argument("--list", action="store_true", help="list the pretrained model names and their weights")
     predict.add_argument("--data-home", metavar="DIR", help="where cached weights are (default: $IMGREC_DATA_HOME or data/)")
+
+    evaluate = sub.add_parser("evaluate", help="accuracy of a saved .keras classifier on a class-named image folder")
+    evaluate.add_argument("model", metavar="MODEL", help="a .keras file saved by the course")
+    evaluate.add_argument("folder", metavar="FOLDER", help="FOLDER/<class name>/<images>, class names as the model's")
 
     bench = sub.add_parser("bench", help="measure training and inference speed against plain Keras")
     bench.add_argument("--quick", action="store_true", help="smaller measurements: under 10 minutes on 2 cores")
@@ -107,6 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if manifest["status"] == "ok" else 1
         if args.command == "predict":
             return _predict(args)
+        if args.command == "evaluate":
+            from .prediction import evaluate_folder, load_predictor
+
+            scores = evaluate_folder(load_predictor(args.model), args.folder)
+            for name, (correct, total) in scores["per_class"].items():
+                print(f"{name:20} {correct:5d} / {total:<5d} correct")
+            print(f"accuracy {scores['accuracy']:.4f} on {scores['images']} images")
+            return 0
         if args.command == "bench":
             from . import bench
 

@@ -14,7 +14,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from . import data
-from .errors import ImageError, ModelError
+from .errors import DataError, ImageError, ModelError
 from .persistence import load_model, read_model_info
 
 
@@ -125,3 +125,27 @@ def load_predictor(spec: str, data_home: str | os.PathLike | None = None) -> Pre
     model = pretrained.load_application(spec)
     size = pretrained.input_size(spec)
     return Predictor(spec, model, (size, size), "imagenet")
+
+
+def evaluate_folder(predictor: Predictor, root: str | os.PathLike) -> dict[str, Any]:
+    """Accuracy of a saved classifier on a labelled ``root/<class name>/<image>`` folder (``imgrec evaluate``).
+
+    Every sub-folder must be named after one of the model's classes (the names stored with it), so
+    that a typo or another data set's folders give a clear error instead of a meaningless score.
+    Returns ``{"images", "correct", "accuracy", "per_class": {name: (correct, total)}}``.
+    """
+    if predictor.kind != "saved" or not predictor.class_names:
+        raise ModelError(f"{predictor.name}: evaluate needs a .keras classifier saved with its class names")
+    folders = data.class_folders(root)  # a clear error for a missing, empty or one-class folder
+    unknown = [name for name in folders if name not in predictor.class_names]
+    if unknown:
+        raise DataError(f"{root}: folder(s) {', '.join(unknown)} are not classes of {predictor.name} "
+                             f"({', '.join(predictor.class_names)}); rename them to the model's class names")
+    per_class: dict[str, tuple[int, int]] = {}
+    for name in folders:
+        paths = data.list_images(Path(root) / name)
+        correct = sum(predictor.predict_file(p, 1)[0].label == name for p in paths)
+        per_class[name] = (correct, len(paths))
+    images = sum(total for _, total in per_class.values())
+    correct = sum(c for c, _ in per_class.values())
+    return {"images": images, "correct": correct, "accuracy": correct / images, "per_class": per_class}

@@ -114,3 +114,35 @@ def test_predict_pretrained_by_name_carries_wnids(real_home, tmp_path, monkeypat
     listing = capsys.readouterr().out
     assert re.search(r"^mobilenet-0\.25 .* cached$", listing, re.M)
     assert re.search(r"^vgg16 .* not cached \(downloads ~528 MB on first use\)$", listing, re.M)
+
+
+def _class_folder(root, name, count=2):
+    (root / name).mkdir(parents=True)
+    for i in range(count):
+        Image.new("RGB", (40, 40), (i * 90, 20, 200)).save(root / name / f"{i}.png")
+
+
+def test_evaluate_a_labelled_folder(saved_model, tmp_path, capsys):
+    path, model = saved_model
+    _class_folder(tmp_path / "eval", "apple")
+    _class_folder(tmp_path / "eval", "cat", 3)
+    assert cli.main(["evaluate", str(path), str(tmp_path / "eval")]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^apple\s+\d / 2\s+correct$", out, re.M) and re.search(r"^accuracy 0\.\d{4} on 5 images$", out, re.M)
+
+
+def test_evaluate_unknown_class_folder_names(saved_model, tmp_path, capsys):
+    _class_folder(tmp_path / "eval", "apple")
+    _class_folder(tmp_path / "eval", "zebra")
+    assert cli.main(["evaluate", str(saved_model[0]), str(tmp_path / "eval")]) == 2
+    err = capsys.readouterr().err
+    assert "zebra" in err and "not classes of tiny.keras (apple, boat, cat)" in err and "Traceback" not in err
+
+
+def test_evaluate_empty_and_one_class_folders(saved_model, tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert cli.main(["evaluate", str(saved_model[0]), str(tmp_path / "empty")]) == 2
+    assert "no images found" in capsys.readouterr().err
+    _class_folder(tmp_path / "one", "apple")
+    assert cli.main(["evaluate", str(saved_model[0]), str(tmp_path / "one")]) == 2
+    assert "only one class folder" in capsys.readouterr().err
