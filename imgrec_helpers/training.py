@@ -5,7 +5,7 @@ Used by lesson 02 (the CNN from scratch), 04 (transfer learning heads) and 05 (t
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -55,7 +55,6 @@ class TrainingRun:
     seconds: float
     epochs: int
     train_images: int
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def images_per_second(self) -> float:

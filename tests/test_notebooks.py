@@ -75,6 +75,9 @@ def _kernel_env(tmp_path: Path) -> dict[str, str]:
     return dict(os.environ, IPYTHONDIR=str(tmp_path / "ipython"), TF_CPP_MIN_LOG_LEVEL="2", MPLBACKEND="Agg")
 
 
+SMOKE_RUNS: dict[str, Path] = {}  # run folders of the two smoke executions below, to compare them
+
+
 @pytest.mark.realdata
 @pytest.mark.slow
 def test_nbval_smoke(real_home, tmp_path):
@@ -95,6 +98,7 @@ def test_nbval_smoke(real_home, tmp_path):
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert re.search(r"\d+ passed", proc.stdout)
+    SMOKE_RUNS["nbval"] = run_dir
 
 
 @pytest.mark.realdata
@@ -135,3 +139,8 @@ def test_imgrec_run_smoke_end_to_end(real_home, tmp_path):
                          report)
     for path in NOTEBOOKS:
         assert f"href='html/{path.stem}.html'" in report and (out / "html" / f"{path.stem}.html").is_file()
+
+    # two smoke runs with the same seed on the same machine give the same results (when both ran)
+    if "nbval" in SMOKE_RUNS:
+        other = {r["name"]: r["test_accuracy"] for r in results.load_results(SMOKE_RUNS["nbval"], kind=None)}
+        assert other == {r["name"]: r["test_accuracy"] for r in results.load_results(out, kind=None)}
