@@ -31,20 +31,28 @@ def _line(text: str) -> None:
     print(text, flush=True)
 
 
-def _reference_throughput(x: np.ndarray, y: np.ndarray, precision: str, batch_size: int) -> float:
-    """Images/s of one timed epoch of the reference CNN (after one untimed warm-up epoch on a slice)."""
+def _reference_throughput(x: np.ndarray, y: np.ndarray, settings: dict[str, tuple[str, int]],
+                          rounds: int = 3) -> dict[str, float]:
+    """Images/s of the reference CNN for each ``name: (precision, batch size)``: median of ``rounds``
+    timed epochs, the settings taking turns so that a slow spell of a shared machine hits all of them."""
     import keras
 
     from . import models
 
-    keras.backend.clear_session()
-    keras.utils.set_random_seed(0)
-    model = models.build_reference_cnn(precision=precision)
-    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x[:2048], y[:2048], batch_size=batch_size, epochs=1, verbose=0)  # trace and warm up
-    start = time.perf_counter()
-    model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
-    return len(x) / (time.perf_counter() - start)
+    built = {}
+    for name, (precision, batch_size) in settings.items():
+        keras.utils.set_random_seed(0)
+        model = models.build_reference_cnn(precision=precision, name=f"reference_cnn_{name}")
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+        model.fit(x[:2048], y[:2048], batch_size=batch_size, epochs=1, verbose=0)  # trace and warm up
+        built[name] = (model, batch_size)
+    times: dict[str, list[float]] = {name: [] for name in settings}
+    for _ in range(rounds):
+        for name, (model, batch_size) in built.items():
+            start = time.perf_counter()
+            model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+            times[name].append(time.perf_counter() - start)
+    return {name: len(x) / float(np.median(t)) for name, t in times.items()}
 
 
 def _fast_recipe(data_home: Any, precision: str, epochs: int, time_limit: float,
@@ -118,24 +126,31 @@ def _transfer64(data_home: Any) -> tuple[float, float, float]:
     return extracted, trained, extracted + trained
 
 
-def _inference(images: np.ndarray, policy: str, batch_size: int) -> float:
-    """Images/s of MobileNet (alpha 0.25, with top) at 224 px built under the Keras dtype ``policy``."""
+def _inference(images: np.ndarray, policies: dict[str, str], batch_size: int = 32,
+               rounds: int = 3) -> dict[str, float]:
+    """Images/s of MobileNet (alpha 0.25, with top) at 224 px for each ``name: Keras dtype policy``;
+    median of ``rounds`` timed passes, taking turns."""
     import keras
 
     from . import pretrained
 
     batch = pretrained.preprocess_input("mobilenet-0.25", images)
+    built = {}
     previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(policy)  # the benchmark's own process: restored below
-    try:
-        keras.backend.clear_session()
-        model = pretrained.load_application("mobilenet-0.25")
-    finally:
-        keras.config.set_dtype_policy(previous)
-    model.predict(batch[:batch_size], batch_size=batch_size, verbose=0)  # warm up
-    start = time.perf_counter()
-    model.predict(batch, batch_size=batch_size, verbose=0)
-    return len(images) / (time.perf_counter() - start)
+    for name, policy in policies.items():
+        keras.config.set_dtype_policy(policy)  # the benchmark's own process: restored below
+        try:
+            built[name] = pretrained.load_application("mobilenet-0.25")
+        finally:
+            keras.config.set_dtype_policy(previous)
+        built[name].predict(batch[:batch_size], batch_size=batch_size, verbose=0)  # warm up
+    times: dict[str, list[float]] = {name: [] for name in policies}
+    for _ in range(rounds):
+        for name, model in built.items():
+            start = time.perf_counter()
+            model.predict(batch, batch_size=batch_size, verbose=0)
+            times[name].append(time.perf_counter() - start)
+    return {name: len(images) / float(np.median(t)) for name, t in times.items()}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -164,13 +179,14 @@ def main(argv: list[str] | None = None) -> int:
             reasons.append(f"{key}: n/a because {exc}")
 
     (x_train, y_train), _ = data.load_cifar10(home)
-    n = 8192 if args.quick else 20_000
+    n = 6144 if args.quick else 16_384
     x = data.preprocess_images(x_train[:n])
     y = data.one_hot(y_train[:n])
-    plain = _reference_throughput(x, y, "float32", 32)
-    course = _reference_throughput(x, y, precision, 64)
+    speeds = _reference_throughput(x, y, {"plain": ("float32", 32), "course": (precision, 64)})
+    plain, course = speeds["plain"], speeds["course"]
     _line(f"1. reference CNN training: course {course:,.0f} images/s ({precision}, batch 64) vs plain Keras "
-          f"{plain:,.0f} images/s (float32, batch 32): {course / plain:.2f}x")
+          f"{plain:,.0f} images/s (float32, batch 32): {course / plain:.2f}x (median of 3 alternating epochs "
+          f"of {len(x):,} images each)")
     summary["train_speedup"] = f"{course / plain:.1f}x"
     ref_seconds = 30 * 50_000 / course
     _line(f"3. reference recipe (30 epochs x 50,000 images, batch 64) projected: {ref_seconds:,.0f} s "
@@ -197,8 +213,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def inference() -> str:
         images = x_train[:256].repeat(7, axis=1).repeat(7, axis=2)  # 32 -> 224 px
-        plain_ips = _inference(images, "float32", 32)
-        course_ips = _inference(images, precision, 32)
+        speeds = _inference(images, {"plain": "float32", "course": precision})
+        plain_ips, course_ips = speeds["plain"], speeds["course"]
         _line(f"5. pretrained MobileNet (alpha 0.25) inference at 224 px: course {course_ips:,.0f} images/s vs plain "
               f"float32 {plain_ips:,.0f} images/s: {course_ips / plain_ips:.2f}x ({precision} vs float32, batch 32)")
         return f"{course_ips / plain_ips:.1f}x"
