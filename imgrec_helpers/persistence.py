@@ -16,6 +16,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -136,10 +137,11 @@ def read_model_info(path: str | os.PathLike) -> dict[str, Any]:
         raise ModelError(f"{path}: not a .keras model file (not a zip archive); pass a model saved by this course") from None
 
 
-def load_model(path: str | os.PathLike) -> Any:
+def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
     """Load a ``.keras`` model saved by this course (lessons 02, 04, ``imgrec predict``).
 
-    Raises :class:`ModelError` with one line when the file is missing or not a Keras model.
+    ``compile=False`` skips the optimizer state, which predictions do not need. Raises
+    :class:`ModelError` with one line when the file is missing or not a Keras model.
     """
     import keras
 
@@ -154,7 +156,10 @@ def load_model(path: str | os.PathLike) -> Any:
         raise ModelError(f"{path}: not a .keras file; pass a model saved by this course (lesson 02 or 04)")
     read_model_info(path)  # a clear error for a file that is not a zip at all
     try:
-        return keras.models.load_model(path, custom_objects=models.custom_objects())
+        with warnings.catch_warnings():
+            if not compile:  # Keras still reads the optimizer state and warns when it does not fit
+                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.models.load_model(path, custom_objects=models.custom_objects(), compile=compile)
     except Exception as exc:  # Keras raises many types for a file that is not a model
         raise ModelError(
             f"{path}: not a Keras model file this course can load ({type(exc).__name__}); "

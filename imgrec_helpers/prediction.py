@@ -109,7 +109,7 @@ def load_predictor(spec: str, data_home: str | os.PathLike | None = None) -> Pre
     """A ``.keras`` file saved by the course, or the name of a pretrained ImageNet model (``vgg16``...)."""
     path = Path(spec)
     if spec.endswith(".keras") or path.exists():
-        model = load_model(path)
+        model = load_model(path, compile=False)  # predictions need no optimizer state
         info = read_model_info(path)
         names = info.get("class_names")
         if not names:
