@@ -197,14 +197,21 @@ def test_failed_download_is_a_weights_error(keras_home, empty_data_home, monkeyp
     assert not list((keras_home / "models").glob("*.h5"))  # nothing half-written left behind
 
 
-def test_fallback_says_so_in_plain_words(keras_home, empty_data_home, offline):
-    """VGG16 is missing; the fallback's weights file is in the cache (here written by the test)."""
+@pytest.fixture
+def cached_stand_in(keras_home):
+    """A MobileNet 0.25 (with top) weights file in the empty Keras cache, written by the test; returns its model."""
     import keras
 
     keras.backend.clear_session()
     stand_in = pretrained.load_application("mobilenet-0.25", weights=None)
     (keras_home / "models").mkdir()
     _legacy_h5(stand_in, keras_home / "models" / "mobilenet_2_5_224_tf.h5")
+    return stand_in
+
+
+def test_fallback_says_so_in_plain_words(cached_stand_in, empty_data_home, offline):
+    """VGG16 is missing; the fallback's weights file is in the cache (here written by the test)."""
+    stand_in = cached_stand_in
     model, used, message = pretrained.load_with_fallback("vgg16", "mobilenet-0.25")
     assert used == "mobilenet-0.25" and model.output_shape == (None, 1000)
     assert "VGG16" in message and "MobileNet (alpha 0.25)" in message and "instead" in message
@@ -212,13 +219,7 @@ def test_fallback_says_so_in_plain_words(keras_home, empty_data_home, offline):
     np.testing.assert_allclose(model.predict(x, verbose=0), stand_in.predict(x, verbose=0), rtol=1e-6)
 
 
-def test_no_fallback_needed_when_weights_are_there(keras_home, empty_data_home, offline):
-    import keras
-
-    keras.backend.clear_session()
-    stand_in = pretrained.load_application("mobilenet-0.25", weights=None)
-    (keras_home / "models").mkdir()
-    _legacy_h5(stand_in, keras_home / "models" / "mobilenet_2_5_224_tf.h5")
+def test_no_fallback_needed_when_weights_are_there(cached_stand_in, empty_data_home, offline):
     _, used, message = pretrained.load_with_fallback("mobilenet-0.25", "vgg16")
     assert used == "mobilenet-0.25" and "instead" not in message
 
