@@ -56,9 +56,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def _predict(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
-    from .data import data_home
+    from .data import check_image_file, data_home
 
     if args.list:
         from . import pretrained
@@ -72,11 +71,7 @@ def _predict(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise ImgrecError("--top must be at least 1")
     for image in args.images:  # check every path before loading a model
-        path = Path(image)
-        if path.is_dir():
-            raise ImgrecError(f"{path}: is a folder; pass image files, e.g. {path}/*.jpg")
-        if not path.is_file():
-            raise ImgrecError(f"{path}: no such image file; check the path")
+        check_image_file(image)
     from .prediction import load_predictor
 
     predictor = load_predictor(args.model, args.data_home)

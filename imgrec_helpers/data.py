@@ -287,6 +287,17 @@ def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.nda
 # --------------------------------------------------------------------------------------------
 
 
+def check_image_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path if it names an existing file; one-line :class:`ImageError` for a folder or a
+    missing path (:func:`load_image`, and ``imgrec predict`` before it loads a model)."""
+    path = Path(path)
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, not an image; pass image files (or use a folder loader)")
+    if not path.is_file():
+        raise ImageError(f"{path}: no such image file; check the path")
+    return path
+
+
 def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None, *,
                crop: bool = True) -> np.ndarray:
     """Read any photo as an RGB uint8 array of shape (H, W, 3), optionally resized to ``size``.
@@ -298,11 +309,7 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder, not an image; pass image files (or use a folder loader)")
-    if not path.is_file():
-        raise ImageError(f"{path}: no such image file; check the path")
+    path = check_image_file(path)
     target = (size, size) if isinstance(size, int) else size
     try:
         with Image.open(path) as img:

@@ -140,7 +140,7 @@ def evaluate_folder(predictor: Predictor, root: str | os.PathLike) -> dict[str, 
     unknown = [name for name in folders if name not in predictor.class_names]
     if unknown:
         raise DataError(f"{root}: folder(s) {', '.join(unknown)} are not classes of {predictor.name} "
-                             f"({', '.join(predictor.class_names)}); rename them to the model's class names")
+                        f"({', '.join(predictor.class_names)}); rename them to the model's class names")
     per_class: dict[str, tuple[int, int]] = {}
     for name in folders:
         paths = data.list_images(Path(root) / name)

@@ -315,14 +315,7 @@ def _execute(nb_path: Path, run_dir: Path, profile: str, seed: int, timeout: flo
     final = run_dir / nb_path.name
     failed = run_dir / f"{nb_path.stem}.failed.ipynb"
     log_path = run_dir / "logs" / f"{nb_path.stem}.log"
-    # TensorFlow's C++ start-up messages go to the log, not into the executed notebook: the kernel
-    # gets an IPython profile that does not capture file-descriptor output.
-    ipython_dir = run_dir / "logs" / "ipython"
-    (ipython_dir / "profile_default").mkdir(parents=True, exist_ok=True)
-    (ipython_dir / "profile_default" / "ipython_kernel_config.py").write_text(
-        "c.IPKernelApp.capture_fd_output = False\n")
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-               PYTHONUNBUFFERED="1", IPYTHONDIR=str(ipython_dir))
+    env = kernel_env(run_dir / "logs")
     fd, partial_name = tempfile.mkstemp(prefix=f".{nb_path.stem}.", suffix=".partial.ipynb", dir=run_dir)
     os.close(fd)
     partial = Path(partial_name)
@@ -364,6 +357,20 @@ def _own_group_dying_with_parent() -> None:  # runs in the child before papermil
             ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
         except (OSError, AttributeError):
             pass
+
+
+def kernel_env(folder: Path) -> dict[str, str]:
+    """Environment for headless notebook kernels (``imgrec run``, the nbval test).
+
+    TensorFlow's C++ start-up messages go to the log, not into the executed notebook: the kernel
+    gets an IPython profile (written under ``folder``) that does not capture file-descriptor output.
+    """
+    ipython_dir = Path(folder) / "ipython"
+    (ipython_dir / "profile_default").mkdir(parents=True, exist_ok=True)
+    (ipython_dir / "profile_default" / "ipython_kernel_config.py").write_text(
+        "c.IPKernelApp.capture_fd_output = False\n")
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+                PYTHONUNBUFFERED="1", IPYTHONDIR=str(ipython_dir))
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

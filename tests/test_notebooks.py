@@ -9,7 +9,6 @@ Refresh those with ``python tools/nbtools.py refresh-reference RUN_DIR`` after a
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import sys
@@ -68,13 +67,6 @@ def test_lesson_structure(path):
     assert "assert " in code  # claims are checked
 
 
-def _kernel_env(tmp_path: Path) -> dict[str, str]:
-    profile_dir = tmp_path / "ipython" / "profile_default"
-    profile_dir.mkdir(parents=True, exist_ok=True)
-    (profile_dir / "ipython_kernel_config.py").write_text("c.IPKernelApp.capture_fd_output = False\n")
-    return dict(os.environ, IPYTHONDIR=str(tmp_path / "ipython"), TF_CPP_MIN_LOG_LEVEL="2", MPLBACKEND="Agg")
-
-
 SMOKE_RUNS: dict[str, Path] = {}  # run folders of the two smoke executions below, to compare them
 
 
@@ -94,7 +86,7 @@ def test_nbval_smoke(real_home, tmp_path):
                                    parameters={"PROFILE": "smoke", "RUN_DIR": str(run_dir), "DATA_HOME": str(real_home)})
         prepared.append(str(target))
     proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-p", "no:cacheprovider", "-q",
-                           "--rootdir", str(tmp_path), *prepared], cwd=tmp_path, env=_kernel_env(tmp_path),
+                           "--rootdir", str(tmp_path), *prepared], cwd=tmp_path, env=dict(running.kernel_env(tmp_path), MPLBACKEND="Agg"),
                           capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-2000:]
     assert re.search(r"\d+ passed", proc.stdout)
