@@ -159,12 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-home", help="datasets and weights (default: $IMGREC_DATA_HOME or data/)")
     args = parser.parse_args(argv)
 
-    from . import data, pretrained, running, training
+    from . import data, hardware, pretrained, training
     from .errors import ImgrecError
 
     home = data.data_home(args.data_home)
-    info = running.hardware()
-    _line(f"imgrec bench: {info['cpu']}, {info['cores']} cores, {info.get('memory_gib')} GiB, "
+    info = hardware.info()
+    _line(f"imgrec bench: {hardware.describe_cpu()}, {info.get('memory_gib')} GiB, "
           f"GPUs: {info.get('gpus') or 'none'}; {'--quick' if args.quick else 'full'} mode")
     precision, why = training.choose_precision("auto")
     _line(f"course precision: {why}")

@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return bench.main((["--quick"] if args.quick else []) + (["--data-home", args.data_home] if args.data_home else []))
         if args.command == "report":
-            from .results import write_report
+            from .report import write_report
 
             print(write_report(args.run_dir))
             return 0

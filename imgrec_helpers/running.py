@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from . import hardware, quiet
 from .data import data_home as _data_home
 from .errors import ImgrecError
 from .persistence import write_json
@@ -47,6 +48,18 @@ class Lesson:
         p = self.run_dir.joinpath(*parts)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
+
+    def record(self, name: str, *, kind: str = "model", precision: str = "float32", **measured: Any) -> Path:
+        """Record one measured result in ``results/<name>.json`` (lessons 02-06; lesson 05 reads them).
+
+        The lesson fills in what it knows itself: profile, seed and hardware; ``precision`` is
+        ``float32`` unless the lesson trained in another (lesson 02's ``PRECISION``). The call names
+        only what the lesson measured (``approach``, ``model``, ``train_images``, ``test_accuracy``, ...).
+        """
+        from .results import record_result
+
+        return record_result(self.run_dir, name, kind=kind, profile=self.profile, seed=self.seed,
+                             precision=precision, hardware=hardware.label(), **measured)
 
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
@@ -83,43 +96,6 @@ def versions() -> dict[str, str]:
     return out
 
 
-def hardware() -> dict[str, Any]:
-    """What the run ran on: CPU model and cores, memory, GPUs seen by TensorFlow (manifest, results)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info: dict[str, Any] = {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(terse=True)}
-    try:
-        pages, page_size = os.sysconf("SC_PHYS_PAGES"), os.sysconf("SC_PAGE_SIZE")
-        info["memory_gib"] = round(pages * page_size / 2**30, 1)
-    except (ValueError, OSError, AttributeError):
-        pass
-    if "tensorflow" in sys.modules:
-        import tensorflow as tf
-
-        info["gpus"] = [d.name for d in tf.config.list_physical_devices("GPU")]
-    else:  # the runner does not import TensorFlow; ask the driver instead
-        try:
-            listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
-            info["gpus"] = [line.split(":", 1)[1].split("(")[0].strip() for line in listing.splitlines() if ":" in line]
-        except (OSError, subprocess.TimeoutExpired):
-            info["gpus"] = []
-    return info
-
-
-def hardware_label(info: dict[str, Any] | None = None) -> str:
-    """A short label such as ``"CPU, 2 cores"`` or ``"GPU (1x), 16 cores"`` for tables."""
-    info = info or hardware()
-    gpus = info.get("gpus") or []
-    kind = f"GPU ({len(gpus)}x)" if gpus else "CPU"
-    return f"{kind}, {info.get('cores')} cores"
-
-
 def default_run_dir(profile: str) -> Path:
     """Where a notebook run by hand in JupyterLab writes: ``runs/interactive-<profile>/``."""
     return REPO_ROOT / "runs" / f"interactive-{profile}"
@@ -128,12 +104,17 @@ def default_run_dir(profile: str) -> Path:
 def start_lesson(number: str, profile: str = DEFAULT_PROFILE, seed: int = DEFAULT_SEED,
                  run_dir: str | os.PathLike | None = None, data_home: str | os.PathLike | None = None,
                  quiet: bool = False) -> Lesson:
-    """The setup cell of every notebook: profile, seeds, plot defaults, run folder, data home.
+    """The setup cell of every notebook: TensorFlow started quietly, profile, seeds, plot defaults,
+    run folder, data home.
+
+    Call it before ``import keras`` so that TensorFlow's C++ start-up log is filtered
+    (:func:`imgrec_helpers.quiet.import_tensorflow`).
 
     ``run_dir`` empty means :func:`default_run_dir` (a notebook opened in JupyterLab);
     ``imgrec run`` passes its own. Prints one line saying what was chosen.
     """
     settings = profile_settings(profile)
+    quiet.import_tensorflow()  # before anything imports TensorFlow: no C++ start-up log in the notebook
     set_seed(seed, deterministic=settings["deterministic"])
     import matplotlib
 
@@ -146,7 +127,7 @@ def start_lesson(number: str, profile: str = DEFAULT_PROFILE, seed: int = DEFAUL
     if not quiet:
         v = versions()
         print(f"Lesson {number} | profile {profile} | seed {seed} | TensorFlow {v['tensorflow']}, "
-              f"Keras {v['keras']} | {hardware_label()}\nrun folder: {run}\ndata home: {lesson.data_home}")
+              f"Keras {v['keras']} | {hardware.label()}\nrun folder: {run}\ndata home: {lesson.data_home}")
     return lesson
 
 
@@ -249,7 +230,7 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
         "settings": profile_settings(profile),
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
         "versions": versions(),
-        "hardware": hardware(),
+        "hardware": hardware.info(),
         "data_home": str(_data_home(data_home)),
         "notebooks": {p.name: {"status": "pending"} for p in selected},
         "status": "running",
@@ -296,7 +277,7 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
     manifest["seconds"] = round(sum(nb.get("seconds", 0) for nb in manifest["notebooks"].values()), 1)
     write_json(manifest_path, manifest)
     if report:
-        from .results import write_report
+        from .report import write_report
 
         report_path = write_report(run_dir)
         log(f"report: {report_path}")
@@ -392,4 +373,4 @@ def _keep_failed(partial: Path, failed: Path) -> None:
 
 
 __all__ = ["Lesson", "start_lesson", "set_seed", "run_course", "course_notebooks", "versions",
-           "hardware", "hardware_label", "default_run_dir", "PROFILES"]
+           "default_run_dir", "PROFILES"]

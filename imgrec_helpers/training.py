@@ -6,22 +6,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
+from . import hardware
+
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 def choose_precision(requested: str = "auto") -> tuple[str, str]:
@@ -41,8 +32,7 @@ def choose_precision(requested: str = "auto") -> tuple[str, str]:
 
     if tf.config.list_physical_devices("GPU"):
         return "mixed_float16", "mixed_float16: a GPU is present (float16 compute, float32 weights)"
-    flags = _cpu_flags()
-    if {"avx512_bf16", "amx_bf16"} & flags:
+    if hardware.has_native_bfloat16():
         return "mixed_bfloat16", "mixed_bfloat16: this CPU computes bfloat16 natively (AVX512-BF16/AMX)"
     return "float32", "float32: no GPU and no native bfloat16 on this CPU"
 

@@ -8,7 +8,7 @@ import re
 import nbformat
 import pytest
 
-from imgrec_helpers import persistence, plots, results
+from imgrec_helpers import persistence, plots, report, results
 from imgrec_helpers.errors import ImgrecError
 
 RECORD = dict(approach="CNN from scratch", model="reference CNN", train_images=45000, epochs=5,
@@ -47,16 +47,16 @@ def test_report_is_self_contained_and_matches_records(tmp_path):
     persistence.write_json(tmp_path / "manifest.json", {
         "profile": "quick", "seed": 42, "status": "ok", "notebooks": {"01_hello.ipynb": {"status": "ok", "seconds": 1.5}},
         "versions": {"tensorflow": "2.x"}, "hardware": {"cores": 2}})
-    report = results.write_report(tmp_path).read_text()
-    assert "<b>quick</b>" in report and "&lt;frozen&gt;" in report  # values are escaped
-    rows = re.findall(r"<tr>(.*?)</tr>", re.search(r"<table id='comparison'>(.*?)</table>", report, re.S).group(1))[1:]
+    page = report.write_report(tmp_path).read_text()
+    assert "<b>quick</b>" in page and "&lt;frozen&gt;" in page  # values are escaped
+    rows = re.findall(r"<tr>(.*?)</tr>", re.search(r"<table id='comparison'>(.*?)</table>", page, re.S).group(1))[1:]
     shown = [[html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)] for row in rows]
     assert shown == results.table_rows(results.load_results(tmp_path))
-    assert re.search(r"<figure id='05_bars'><img alt='05_bars' src='data:image/png;base64,", report)
-    assert "href='html/01_hello.html'" in report and (tmp_path / "html" / "01_hello.html").is_file()
-    assert "src='http" not in report and "href='/" not in report  # nothing needs a server
+    assert re.search(r"<figure id='05_bars'><img alt='05_bars' src='data:image/png;base64,", page)
+    assert "href='html/01_hello.html'" in page and (tmp_path / "html" / "01_hello.html").is_file()
+    assert "src='http" not in page and "href='/" not in page  # nothing needs a server
 
 
 def test_report_needs_a_manifest(tmp_path):
     with pytest.raises(ImgrecError, match="not a run folder"):
-        results.write_report(tmp_path)
+        report.write_report(tmp_path)

@@ -1,0 +1,88 @@
+"""What the course runs on, detected in one place: CPU model and flags, cores, memory, GPUs.
+
+Used by every lesson's setup line and result records (via :class:`imgrec_helpers.running.Lesson`),
+by :func:`imgrec_helpers.training.choose_precision` (lesson 02), the runner's ``manifest.json``
+and ``imgrec bench``. Reads ``/proc/cpuinfo`` where there is one; never imports TensorFlow itself
+(GPUs are asked of TensorFlow only when it is already imported, otherwise of ``nvidia-smi``).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+"""CPU flags that mean native bfloat16 arithmetic (Intel AVX512-BF16 or AMX)."""
+
+SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+"""The CPU flags that matter for training speed, as quoted beside every timing."""
+
+
+def _cpuinfo_field(name: str) -> str | None:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(name):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def cpu_model() -> str:
+    """The CPU's model name, e.g. ``"AMD EPYC 7B13"`` (``platform.processor()`` where no /proc/cpuinfo)."""
+    return _cpuinfo_field("model name") or platform.processor() or platform.machine()
+
+
+def cpu_flags() -> set[str]:
+    """The CPU's feature flags (``avx2``, ``amx_bf16``, ...); empty where they cannot be read."""
+    return set((_cpuinfo_field("flags") or "").split())
+
+
+def has_native_bfloat16(flags: set[str] | None = None) -> bool:
+    """True on CPUs that compute bfloat16 natively (AVX512-BF16 or AMX)."""
+    return bool(BFLOAT16_FLAGS & (cpu_flags() if flags is None else flags))
+
+
+def gpus() -> list[str]:
+    """GPU names: TensorFlow's list when TensorFlow is already imported, else ``nvidia-smi -L``'s."""
+    if "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
+    try:
+        listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line.split(":", 1)[1].split("(")[0].strip() for line in listing.splitlines() if ":" in line]
+
+
+def info() -> dict[str, Any]:
+    """Everything above as one dict (``manifest.json``, ``imgrec bench``)."""
+    flags = cpu_flags()
+    out: dict[str, Any] = {"cpu": cpu_model(), "cores": os.cpu_count(),
+                           "cpu_flags": [f for f in SIMD_FLAGS if f in flags],
+                           "platform": platform.platform(terse=True)}
+    try:
+        out["memory_gib"] = round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    out["gpus"] = gpus()
+    return out
+
+
+def label(details: dict[str, Any] | None = None) -> str:
+    """A short label for tables: ``"CPU, 2 cores"`` or ``"GPU (1x), 16 cores"``."""
+    details = details if details is not None else {"gpus": gpus(), "cores": os.cpu_count()}
+    found = details.get("gpus") or []
+    kind = f"GPU ({len(found)}x)" if found else "CPU"
+    return f"{kind}, {details.get('cores')} cores"
+
+
+def describe_cpu(flags: set[str] | None = None) -> str:
+    """The CPU as quoted beside timings: model, cores and the speed-relevant flags."""
+    flags = cpu_flags() if flags is None else flags
+    shown = [f for f in SIMD_FLAGS if f in flags] or ["no AVX2"]
+    return f"{cpu_model()}, {os.cpu_count()} cores ({', '.join(shown)})"

@@ -1,0 +1,49 @@
+"""Starting TensorFlow without its C++ start-up log (every lesson's setup cell, the ``imgrec`` command).
+
+TensorFlow writes several lines to the process's standard error while it loads and looks for GPUs
+(oneDNN notices, "Could not find cuda drivers", ``E0000 ... failed call to cuInit``) before any
+Python setting can reach its logger: ``TF_CPP_MIN_LOG_LEVEL`` does not silence them all. In
+JupyterLab they appear as a red block under the first cell. :func:`import_tensorflow` imports
+TensorFlow and Keras once with file descriptor 2 pointed at a temporary file, then restores it and
+passes on every line that is not one of those known start-up notices, so real errors still show.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+
+_NOISE = re.compile(
+    r"^(?:[IWE]\d{4} [\d:. ]+\d+ \S+:\d+\]"          # absl/TF C++ log lines: I0000 00:00:... file.cc:12]
+    r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|To enable the following instructions:"
+    r"|.*rebuild TensorFlow with the appropriate compiler flags)")
+
+
+def import_tensorflow() -> None:
+    """Import TensorFlow and Keras (and let TensorFlow look for GPUs) with the start-up log filtered.
+
+    Does nothing when TensorFlow is already imported. Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (unless set)
+    so later C++ info and warning lines stay quiet too.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            import tensorflow as tf
+            import keras  # noqa: F401  (Keras' own start-up, same stream)
+
+            tf.config.list_physical_devices()  # the GPU probe, where cuInit complains
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            kept = [line for line in log.read().decode("utf-8", "replace").splitlines()
+                    if line.strip() and not _NOISE.match(line)]
+    if kept:
+        print("\n".join(kept), file=sys.stderr)

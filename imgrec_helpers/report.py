@@ -1,0 +1,105 @@
+"""The run report: ``RUN_DIR/report.html``, one self-contained page per run.
+
+``imgrec run`` ends by writing it; ``imgrec report RUN_DIR`` rebuilds it. It shows the manifest,
+the notebooks (with HTML copies), the comparison table from the result records
+(:mod:`imgrec_helpers.results`) and every saved figure, embedded as data URIs.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import json
+import os
+from pathlib import Path
+
+from .errors import ImgrecError
+from .persistence import atomic_path
+from .results import TABLE_COLUMNS, format_value, load_results, table_rows
+
+_CSS = """
+body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:14px}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left}
+th{background:#f0f0f0} .ok{color:#1a7f37} .failed,.timeout{color:#c00}
+figure{display:inline-block;margin:1em;vertical-align:top} figure img{max-width:100%;border:1px solid #ddd}
+figcaption{font-size:13px;color:#555}
+"""
+
+
+def _export_notebooks_html(run_dir: Path) -> list[tuple[str, str]]:
+    """HTML copies of the executed notebooks in ``RUN_DIR/html/``; returns (name, relative link)."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    links = []
+    exporter = HTMLExporter()
+    for nb_path in sorted(run_dir.glob("[0-9][0-9]_*.ipynb")):
+        if nb_path.name.endswith(".failed.ipynb") or ".partial" in nb_path.name:
+            continue
+        target = run_dir / "html" / f"{nb_path.stem}.html"
+        if not target.exists() or target.stat().st_mtime < nb_path.stat().st_mtime:
+            body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
+            with atomic_path(target) as tmp:
+                tmp.write_text(body, encoding="utf-8")
+        links.append((nb_path.stem, f"html/{target.name}"))
+    return links
+
+
+def write_report(run_dir: str | os.PathLike) -> Path:
+    """Write ``RUN_DIR/report.html``: manifest, comparison table, figures, links to the notebooks.
+
+    Figures are embedded as data URIs, so the file opens in a browser with no server.
+    """
+    run_dir = Path(run_dir)
+    manifest_path = run_dir / "manifest.json"
+    if not manifest_path.is_file():
+        raise ImgrecError(f"{run_dir}: no manifest.json, so not a run folder; run imgrec run first")
+    manifest = json.loads(manifest_path.read_text())
+    records = load_results(run_dir)
+    e = html.escape
+    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>imgrec run report: {e(run_dir.name)}"
+             f"</title><style>{_CSS}</style></head><body>",
+             f"<h1>imgrec run report</h1><p>Run folder <code>{e(str(run_dir))}</code>, profile "
+             f"<b>{e(str(manifest.get('profile')))}</b>, seed {e(str(manifest.get('seed')))}, status "
+             f"<b class='{e(str(manifest.get('status')))}'>{e(str(manifest.get('status')))}</b>.</p>"]
+
+    parts.append("<h2>Notebooks</h2><table id='notebooks'><tr><th>notebook</th><th>status</th><th>seconds</th>"
+                 "<th>executed copy</th></tr>")
+    links = dict(_export_notebooks_html(run_dir))
+    for name, nb in manifest.get("notebooks", {}).items():
+        stem = Path(name).stem
+        link = f"<a href='{e(links[stem])}'>{e(stem)}.html</a>" if stem in links else "none"
+        status = str(nb.get("status"))
+        parts.append(f"<tr><td>{e(name)}</td><td class='{e(status)}'>{e(status)}</td>"
+                     f"<td>{e(format_value('train_seconds', nb.get('seconds')))}</td><td>{link}</td></tr>")
+    parts.append("</table>")
+
+    parts.append("<h2>Comparison (from the result records)</h2>")
+    if records:
+        parts.append("<table id='comparison'><tr>" + "".join(f"<th>{e(c)}</th>" for c in TABLE_COLUMNS) + "</tr>")
+        for row in table_rows(records):
+            parts.append("<tr>" + "".join(f"<td>{e(v)}</td>" for v in row) + "</tr>")
+        parts.append("</table>")
+    else:
+        parts.append("<p>No result records in this run yet.</p>")
+
+    figures = sorted((run_dir / "figures").glob("*.png")) if (run_dir / "figures").is_dir() else []
+    parts.append("<h2>Figures</h2>")
+    for fig in figures:
+        data = base64.b64encode(fig.read_bytes()).decode("ascii")
+        parts.append(f"<figure id='{e(fig.stem)}'><img alt='{e(fig.stem)}' src='data:image/png;base64,{data}'>"
+                     f"<figcaption>{e(fig.stem.replace('_', ' '))}</figcaption></figure>")
+    if not figures:
+        parts.append("<p>No figures saved in this run.</p>")
+
+    parts.append("<h2>Environment</h2><table id='manifest'>")
+    for key in ("started", "ended", "seconds", "data_home"):
+        parts.append(f"<tr><th>{e(key)}</th><td>{e(str(manifest.get(key, '')))}</td></tr>")
+    for group in ("versions", "hardware"):
+        for key, value in (manifest.get(group) or {}).items():
+            parts.append(f"<tr><th>{e(group)}: {e(key)}</th><td>{e(str(value))}</td></tr>")
+    parts.append("</table></body></html>")
+    target = run_dir / "report.html"
+    with atomic_path(target) as tmp:
+        tmp.write_text("\n".join(parts), encoding="utf-8")
+    return target
