@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from . import hardware, quiet
+from . import hardware
+from .quiet import import_tensorflow
 from .data import data_home as _data_home
 from .errors import ImgrecError
 from .persistence import write_json
@@ -48,6 +49,12 @@ class Lesson:
         p = self.run_dir.joinpath(*parts)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
+
+    @property
+    def verbose(self) -> int:
+        """``verbose`` for ``model.fit``: 1 (a live progress bar) in JupyterLab, 2 (one line per epoch)
+        when ``imgrec run`` or the tests execute the notebook headless (they set ``IMGREC_HEADLESS=1``)."""
+        return 2 if os.environ.get("IMGREC_HEADLESS") == "1" else 1
 
     def record(self, name: str, *, kind: str = "model", precision: str = "float32", **measured: Any) -> Path:
         """Record one measured result in ``results/<name>.json`` (lessons 02-06; lesson 05 reads them).
@@ -114,7 +121,7 @@ def start_lesson(number: str, profile: str = DEFAULT_PROFILE, seed: int = DEFAUL
     ``imgrec run`` passes its own. Prints one line saying what was chosen.
     """
     settings = profile_settings(profile)
-    quiet.import_tensorflow()  # before anything imports TensorFlow: no C++ start-up log in the notebook
+    import_tensorflow()  # before anything imports TensorFlow: no C++ start-up log in the notebook
     set_seed(seed, deterministic=settings["deterministic"])
     import matplotlib
 
@@ -351,7 +358,7 @@ def kernel_env(folder: Path) -> dict[str, str]:
     (ipython_dir / "profile_default" / "ipython_kernel_config.py").write_text(
         "c.IPKernelApp.capture_fd_output = False\n")
     return dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-                PYTHONUNBUFFERED="1", IPYTHONDIR=str(ipython_dir))
+                PYTHONUNBUFFERED="1", IPYTHONDIR=str(ipython_dir), IMGREC_HEADLESS="1")
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

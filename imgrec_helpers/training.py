@@ -52,7 +52,7 @@ class TrainingRun:
 
 
 def fit(model, x, y=None, *, epochs: int, batch_size: int | None = None, validation_data=None,
-        verbose: int = 2, callbacks: Sequence[Any] = ()) -> TrainingRun:
+        verbose: int | str = 2, callbacks: Sequence[Any] = ()) -> TrainingRun:
     """``model.fit`` with wall-clock timing (lessons 02, 04, 05).
 
     ``x`` may be arrays (with ``y``) or a ``tf.data.Dataset``. Verbose 2 prints one line per epoch.
