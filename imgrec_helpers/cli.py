@@ -93,7 +93,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     if args.command == "run":  # `kill` stops a run as cleanly as Ctrl-C does
         signal.signal(signal.SIGTERM, _interrupt)
     try:

@@ -24,12 +24,14 @@ _NOISE = re.compile(
 def import_tensorflow() -> None:
     """Import TensorFlow and Keras (and let TensorFlow look for GPUs) with the start-up log filtered.
 
-    Does nothing when TensorFlow is already imported. Sets ``TF_CPP_MIN_LOG_LEVEL=2`` (unless set)
-    so later C++ info and warning lines stay quiet too.
+    Does nothing when TensorFlow is already imported. Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (unless set)
+    so the C++ lines TensorFlow logs later stay quiet too: in TensorFlow 2.21 even level-E lines are
+    notices (``NodeDef mentions attribute use_unbounded_threadpool ...`` at every ``fit``), while
+    real failures still arrive as Python exceptions.
     """
     if "tensorflow" in sys.modules:
         return
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile(mode="w+b") as log:

@@ -357,7 +357,7 @@ def kernel_env(folder: Path) -> dict[str, str]:
     (ipython_dir / "profile_default").mkdir(parents=True, exist_ok=True)
     (ipython_dir / "profile_default" / "ipython_kernel_config.py").write_text(
         "c.IPKernelApp.capture_fd_output = False\n")
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
+    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
                 PYTHONUNBUFFERED="1", IPYTHONDIR=str(ipython_dir), IMGREC_HEADLESS="1")
 
 
