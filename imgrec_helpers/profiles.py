@@ -46,6 +46,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "curve_budget_images": 500_000,  # scratch CNN: epochs = budget / size, clipped
         "curve_min_epochs": 10,
         "curve_max_epochs": 100,
+        # ---- lesson 06 (cloud vision APIs vs your own models) ----
+        "api_photos": None,                  # photos of images/samples sent through every approach (None = all)
+        "ocr_images": 200,                   # rendered images with known text for the character error rate
+        "max_ocr_cer": 0.25,                 # lesson 06 asserts the offline OCR reads better than this
+        # ---- end of lesson 06 ----
         "deterministic": False,
     },
     "quick": {
@@ -71,6 +76,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "curve_budget_images": 50_000,
         "curve_min_epochs": 5,
         "curve_max_epochs": 50,
+        # ---- lesson 06 (cloud vision APIs vs your own models) ----
+        "api_photos": 8,                     # photos of images/samples sent through every approach (None = all)
+        "ocr_images": 60,                    # rendered images with known text for the character error rate
+        "max_ocr_cer": 0.25,                 # lesson 06 asserts the offline OCR reads better than this
+        # ---- end of lesson 06 ----
         "deterministic": False,
     },
     "smoke": {
@@ -96,6 +106,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "curve_budget_images": 2000,
         "curve_min_epochs": 1,
         "curve_max_epochs": 5,
+        # ---- lesson 06 (cloud vision APIs vs your own models) ----
+        "api_photos": 3,                     # photos of images/samples sent through every approach (None = all)
+        "ocr_images": 50,                    # rendered images with known text for the character error rate
+        "max_ocr_cer": 0.25,                 # lesson 06 asserts the offline OCR reads better than this
+        # ---- end of lesson 06 ----
         "deterministic": True,
     },
 }

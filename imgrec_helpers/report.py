@@ -45,6 +45,23 @@ def _export_notebooks_html(run_dir: Path) -> list[tuple[str, str]]:
     return links
 
 
+def _api_comparison_section(run_dir: Path) -> str:
+    """Lesson 06's "when to use what" table from the run's ``api_comparison`` records ("" when there are none).
+
+    The cells come from :func:`imgrec_helpers.cloud.comparison_rows`, the same as the table in the notebook.
+    """
+    from .cloud import COMPARISON_COLUMNS, comparison_rows
+
+    records = load_results(run_dir, kind="api_comparison")
+    if not records:
+        return ""
+    e = html.escape
+    head = "".join(f"<th>{e(title)}</th>" for _, title in COMPARISON_COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>" for row in comparison_rows(records))
+    return (f"<h2>Cloud vision APIs or your own models (lesson 06)</h2><table id='api_comparison'><tr>{head}</tr>"
+            f"{body}</table>")
+
+
 def write_report(run_dir: str | os.PathLike) -> Path:
     """Write ``RUN_DIR/report.html``: manifest, comparison table, figures, links to the notebooks.
 
@@ -82,6 +99,7 @@ def write_report(run_dir: str | os.PathLike) -> Path:
         parts.append("</table>")
     else:
         parts.append("<p>No result records in this run yet.</p>")
+    parts.append(_api_comparison_section(run_dir))  # lesson 06's table, when lesson 06 ran
 
     figures = sorted((run_dir / "figures").glob("*.png")) if (run_dir / "figures").is_dir() else []
     parts.append("<h2>Figures</h2>")

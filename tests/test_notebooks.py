@@ -24,8 +24,8 @@ NOTEBOOKS = running.course_notebooks(REPO / "notebooks")
 CHECK = "# NBVAL_CHECK_OUTPUT"
 
 
-def test_the_five_lessons_exist_in_order():
-    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_"]
+def test_the_six_lessons_exist_in_order():
+    assert [p.name[:3] for p in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_", "06_"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -100,7 +100,7 @@ def test_imgrec_run_smoke_end_to_end(real_home, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "imgrec_helpers", "run", "--profile", "smoke", "--out", str(out),
                            "--data-home", str(real_home)], capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert len(re.findall(r"^\[\d/5\] \S+: ok \(\d+\.\d s\)$", proc.stdout, re.M)) == 5
+    assert len(re.findall(rf"^\[\d/{len(NOTEBOOKS)}\] \S+: ok \(\d+\.\d s\)$", proc.stdout, re.M)) == len(NOTEBOOKS)
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "ok" and manifest["profile"] == "smoke" and manifest["seed"] == 42
     assert all(nb["status"] == "ok" for nb in manifest["notebooks"].values())
@@ -129,6 +129,7 @@ def test_imgrec_run_smoke_end_to_end(real_home, tmp_path):
     for figure in ("02_learning_curves", "02_confusion_matrix", "05_data_efficiency"):
         assert re.search(rf"<figure id='{figure}'><img alt='{figure}' src='data:image/png;base64,[A-Za-z0-9+/=]{{200,}}'",
                          report)
+    assert "<table id='api_comparison'>" in report  # lesson 06's "when to use what" table
     for path in NOTEBOOKS:
         assert f"href='html/{path.stem}.html'" in report and (out / "html" / f"{path.stem}.html").is_file()
 
