@@ -273,3 +273,46 @@ def test_report_shows_the_lesson_06_table(tmp_path):
     assert [[html.unescape(c) for c in row] for row in cells] == cloud.comparison_rows(
         load_results(tmp_path, kind="api_comparison"))
     assert "lines &lt;of&gt; text" in table
+
+
+# --------------------------------------------------------------------------------------------
+# The notebook replays a recording, labelled with its date
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_lesson_06_replays_a_recording(real_home, tmp_path):
+    """Lesson 06 with RECORDED set: a recording made here from the library's own types (test data, never
+    shown to students) for two of the photos; every cloud output says "recorded on 2026-11-30"."""
+    import nbformat
+    import papermill
+
+    from imgrec_helpers import running
+    from imgrec_helpers.results import load_results
+
+    samples = real_home / "images" / "samples"
+    sent = [samples / "wikiphotos_021_nasa_shuttle_ferry.jpg", samples / "matplotlib_grace_hopper.jpg"]
+    answers = [vision.AnnotateImageResponse(
+        label_annotations=[vision.EntityAnnotation(description="Test label", score=0.5)],
+        text_annotations=[vision.EntityAnnotation(description="United States\n")]) for _ in sent]
+    cloud.save_recording(tmp_path / "given", sent, answers, seconds=0.8,
+                         when=dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc))
+    run_dir, executed = tmp_path / "run", tmp_path / "06.ipynb"
+    env = running.kernel_env(tmp_path)
+    with mock.patch.dict("os.environ", env):
+        papermill.execute_notebook(str(running.NOTEBOOKS_DIR / "06_cloud_vision.ipynb"), str(executed),
+                                   parameters={"PROFILE": "smoke", "RUN_DIR": str(run_dir), "DATA_HOME": str(real_home),
+                                               "RECORDED": str(tmp_path / "given"), "CLOUD": "off"},
+                                   progress_bar=False, kernel_name="python3")
+    nb = nbformat.read(executed, as_version=4)
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {}).get("text/markdown", ""))
+                     for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "Cloud Vision in this lesson: recorded" in text
+    assert "| wikiphotos_021_nasa_shuttle_ferry.jpg |" in text and "Test label 0.50 |" in text
+    assert "kodak_kodim10.jpg: not in the recording" in text and "| not in the recording |" in text
+    assert "Cloud Vision: found (recorded on 2026-11-30)" in text
+    rows = {r["name"]: r for r in load_results(run_dir, kind="api_comparison")}
+    assert rows["06_compare_1_cloud_labels"]["latency_ms"] == pytest.approx(400.0)
+    assert rows["06_compare_1_cloud_labels"]["latency_note"] == "recorded on 2026-11-30"
+    assert rows["06_compare_2_cloud_text"]["quality"] == "found 1 of 2 texts read by eye (recorded on 2026-11-30)"
