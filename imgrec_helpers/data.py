@@ -72,6 +72,11 @@ def check_data_home(path: str | os.PathLike | None = None) -> Path:
     home = data_home(path)
     source = ("--data-home / DATA_HOME" if path else
               "IMGREC_DATA_HOME" if os.environ.get("IMGREC_DATA_HOME") else "the default, <repository>/data")
+    if not path and not os.environ.get("IMGREC_DATA_HOME"):
+        try:  # the repository's own data/ folder: made when missing, as downloads go there
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
     try:
         st = os.stat(home)
     except FileNotFoundError:

@@ -44,7 +44,14 @@ class ModelError(ImgrecError):
 
 class FileSystemError(ImgrecError):
     """The operating system refused to read or write a file: disk full, read-only, no permission,
-    path too long... (every writer through :mod:`imgrec_helpers.persistence`, the runner, ``imgrec``)."""
+    path too long... (every writer through :mod:`imgrec_helpers.persistence`, the runner, ``imgrec``).
+
+    ``errno`` keeps the operating system's error number (e.g. ``errno.ENOSPC``), or None.
+    """
+
+    def __init__(self, message: str, errno: int | None = None) -> None:
+        super().__init__(message)
+        self.errno = errno
 
 
 # errno -> (what it means, what to do); the meaning is worded for people, the advice is an action.
@@ -68,6 +75,16 @@ _OS_ERRORS: dict[int, tuple[str, str]] = {
     errno.ENXIO: ("no such device (a socket or a FIFO without a writer?)", "pass a regular file"),
     errno.ETXTBSY: ("file is busy", "close the program using it and retry"),
 }
+
+
+def _errno_of(exc: OSError) -> int | None:
+    """The error number, also from libraries that only put it in the text (h5py: ``errno = 28``)."""
+    if exc.errno is not None:
+        return exc.errno
+    import re
+
+    match = re.search(r"errno\s*=\s*(\d+)", str(exc))
+    return int(match.group(1)) if match else None
 
 
 def errno_name(number: int | None) -> str:
@@ -96,10 +113,11 @@ def describe_os_error(exc: OSError, path: str | os.PathLike | None = None, actio
     ``path`` defaults to the error's own file name; ``action`` is e.g. ``"write"`` or ``"read"``.
     """
     where = path if path is not None else (exc.filename if exc.filename is not None else None)
-    meaning, advice = _OS_ERRORS.get(exc.errno, (exc.strerror or str(exc) or type(exc).__name__,
-                                                  "check the path and try again"))
-    name = errno_name(exc.errno)
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) and where is not None:
+    number = _errno_of(exc)
+    meaning, advice = _OS_ERRORS.get(number, (exc.strerror or str(exc) or type(exc).__name__,
+                                              "check the path and try again"))
+    name = errno_name(number)
+    if number in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) and where is not None:
         mount = _mount_point(Path(where))
         if mount is not None:
             name += f", disk mounted at {mount}"
@@ -112,4 +130,4 @@ def describe_os_error(exc: OSError, path: str | os.PathLike | None = None, actio
 
 def os_error(exc: OSError, path: str | os.PathLike | None = None, action: str | None = None) -> FileSystemError:
     """:class:`FileSystemError` with :func:`describe_os_error`'s line (``raise os_error(exc, p, "write") from None``)."""
-    return FileSystemError(describe_os_error(exc, path, action))
+    return FileSystemError(describe_os_error(exc, path, action), _errno_of(exc))
