@@ -481,7 +481,7 @@ def _execute(nb_path: Path, run_dir: Path, profile: str, seed: int, timeout: flo
         if code != 0:
             kept = _keep_failed(partial, failed)
             where = _failing_cell(failed) if kept else "a cell (no readable executed copy was written)"
-            return "failed", f"failed{': ' + full if full else ''} in {where} (log: {log_path})"
+            return "failed", f"failed in {where}{'; ' + full if full else ''} (log: {log_path})"
         if not _parses(partial):
             return "failed", (f"failed: {full or 'its executed copy could not be written completely'}; "
                               f"the previous copy is unchanged (log: {log_path})")
