@@ -103,16 +103,16 @@ class Predictor:
     input_scale: str = "0-1"
 
     def predict_batch(self, images: np.ndarray, k: int = 3) -> list[list[Prediction]]:
-        """Top-``k`` predictions for a batch of RGB uint8 images at :attr:`image_size`, in one
-        ``model.predict`` call."""
+        """Top-``k`` predictions for a batch of RGB uint8 images at :attr:`image_size`, in one call
+        of the model (``predict_on_batch``: the whole batch at once, without ``predict``'s per-call set-up)."""
         if self.kind == "imagenet":
             from . import pretrained
 
             batch = pretrained.preprocess_input(self.name, images)
-            probs = self.model.predict(batch, batch_size=len(batch), verbose=0)
+            probs = np.asarray(self.model.predict_on_batch(batch))
             return [[Prediction(label, float(p), wnid) for wnid, label, p in row]
                     for row in pretrained.decode_predictions(self.name, probs, top=k)]
-        probs = self.model.predict(scale_pixels(images, self.input_scale), batch_size=len(images), verbose=0)
+        probs = np.asarray(self.model.predict_on_batch(scale_pixels(images, self.input_scale)))
         return [top_k(row, self.class_names or [], k) for row in probs]
 
     def predict_file(self, path: str | os.PathLike, k: int = 3) -> list[Prediction]:
@@ -124,22 +124,33 @@ class Predictor:
         """``(path, predictions)`` for every path, in order, reading and predicting ``batch_size``
         images at a time (``imgrec predict``, ``imgrec evaluate``).
 
-        Only one batch of images is held in memory; results come out batch by batch, as soon as
-        each is predicted. A file that cannot be read as an image gives ``(path, ImageError)`` in
-        its place and the other images are still predicted: the caller decides what to do with it.
+        Results come out batch by batch, as soon as each batch is predicted. Photos are decoded by a
+        few threads (Pillow releases the interpreter lock), the next batch while the model predicts
+        this one, so at most two batches of images are in memory whatever the number of paths.
+        A file that cannot be read as an image gives ``(path, ImageError)`` in its place and the other
+        images are still predicted: the caller decides what to do with it.
         """
-        for chunk in _chunks(list(paths), batch_size):
-            images: list[np.ndarray] = []
-            results: list[Any] = []
-            for path in chunk:
-                try:
-                    images.append(data.load_image(path, self.image_size))
-                    results.append(len(images) - 1)
-                except ImageError as exc:
-                    results.append(exc)
-            predictions = self.predict_batch(np.stack(images), k) if images else []
-            for path, result in zip(chunk, results):
-                yield path, (predictions[result] if isinstance(result, int) else result)
+        from concurrent.futures import ThreadPoolExecutor
+
+        def read(path: str | os.PathLike) -> np.ndarray | ImgrecError:
+            try:
+                return data.load_image(path, self.image_size)
+            except ImageError as exc:
+                return exc
+
+        chunks = list(_chunks(list(paths), batch_size))
+        pool = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1), thread_name_prefix="imgrec-read")
+        try:
+            pending = [pool.submit(read, p) for p in chunks[0]] if chunks else []
+            for i, chunk in enumerate(chunks):
+                results = [f.result() for f in pending]
+                pending = [pool.submit(read, p) for p in chunks[i + 1]] if i + 1 < len(chunks) else []
+                images = [r for r in results if isinstance(r, np.ndarray)]
+                predictions = iter(self.predict_batch(np.stack(images), k) if images else [])
+                for path, result in zip(chunk, results):
+                    yield path, (next(predictions) if isinstance(result, np.ndarray) else result)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def check_model_spec(spec: str) -> str:
