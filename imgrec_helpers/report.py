@@ -69,7 +69,8 @@ def _write_report(run_dir: Path) -> Path:
     from .running import read_manifest
 
     if not run_dir.is_dir():
-        raise ImgrecError(f"{run_dir}: no such run folder; pass the folder imgrec run wrote (runs/<timestamp>-<profile>/)")
+        what = "is a file, not a run folder" if run_dir.exists() else "no such run folder"
+        raise ImgrecError(f"{run_dir}: {what}; pass the folder imgrec run wrote (runs/<timestamp>-<profile>/)")
     manifest = read_manifest(run_dir, fix="this is not a folder written by imgrec run, so no report is written")
     if manifest is None:
         raise ImgrecError(f"{run_dir}: no manifest.json, so not a run folder; run imgrec run first")
