@@ -173,6 +173,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from .prediction import evaluate_folder, evaluation_folders, load_predictor
     from .quiet import import_tensorflow
 
+    if not args.model.endswith(".keras") and not os.path.exists(args.model):
+        raise ImgrecError(f"{args.model}: no such .keras file; evaluate scores a classifier saved by the course "
+                          "(e.g. runs/.../models/alpaca.keras), not a pretrained model name")
     path = check_model_file(args.model)  # before TensorFlow starts: the file, its class names, the folders
     names = read_model_info(path).get("class_names")
     if not names:
