@@ -1,24 +1,71 @@
 """The ``imgrec`` command: ``run`` the course, ``report`` a run, ``predict`` images, ``evaluate`` a
 model on a labelled folder, ``bench``.
 
-User errors (missing files, unknown names, unreadable images) are printed as one line starting
-with ``error:`` and exit with status 2, without a traceback.
+Errors are one line on standard error, starting with ``error:``, with exit status 2 and no
+traceback: bad arguments (argparse's own messages included), missing or unreadable files, unknown
+names, and anything the operating system refuses (disk full, read-only, no permission, a name too
+long: :func:`imgrec_helpers.errors.describe_os_error`). Arguments and paths are checked before
+TensorFlow is imported, and TensorFlow is imported through
+:func:`imgrec_helpers.quiet.import_tensorflow`, so no library log comes before that line.
+Options may come before, between or after positional arguments
+(``imgrec predict MODEL --top 5 --json IMAGE...``). When standard output is closed early
+(``imgrec predict ... | head``) the command stops quietly, as Python's documentation advises.
+
+To add a command: a ``sub.add_parser`` block in :func:`_parser` and a branch in :func:`_dispatch`.
 """
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
-from typing import Sequence
+from typing import Any, NoReturn, Sequence
 
-from .errors import ImgrecError
+from .errors import ImgrecError, describe_os_error
 from .profiles import DEFAULT_PROFILE, PROFILES
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its usage errors as one ``error:`` line (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {self.prog}: {message}; see {self.prog} --help\n")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be a positive, finite number of seconds, e.g. 3600")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(f"{text} must lie in 0..{2**32 - 1}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="imgrec", description="Image recognition with transfer learning: the course.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="imgrec", description="Image recognition with transfer learning: the course.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser("run", help="execute the numbered notebooks headless (papermill)")
     run.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="e.g. 01 or 02_cnn_from_scratch (default: all)")
@@ -26,8 +73,8 @@ def _parser() -> argparse.ArgumentParser:
                      help=f"how much data and how many epochs (default: {DEFAULT_PROFILE})")
     run.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>-<profile>/)")
     run.add_argument("--resume", metavar="RUN_DIR", help="finish a stopped run, skipping completed notebooks")
-    run.add_argument("--seed", type=int, default=42, help="one seed for Python, NumPy and TensorFlow (default: 42)")
-    run.add_argument("--timeout", type=float, default=3600, help="seconds allowed per notebook (default: 3600)")
+    run.add_argument("--seed", type=_seed, default=42, help="one seed for Python, NumPy and TensorFlow (default: 42)")
+    run.add_argument("--timeout", type=_seconds, default=3600, help="seconds allowed per notebook (default: 3600)")
     run.add_argument("--data-home", metavar="DIR", help="datasets and weights (default: $IMGREC_DATA_HOME or data/)")
     run.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
 
@@ -38,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("model", nargs="?", metavar="MODEL",
                          help="a .keras file saved by the course, or a pretrained model name (see --list)")
     predict.add_argument("images", nargs="*", metavar="IMAGE", help="image files (any size or mode)")
-    predict.add_argument("--top", type=int, default=3, metavar="K", help="how many labels per image (default: 3)")
+    predict.add_argument("--top", type=_positive_int, default=3, metavar="K", help="how many labels per image (default: 3)")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
     predict.add_argument("--list", action="store_true", help="list the pretrained model names and their weights")
     predict.add_argument("--data-home", metavar="DIR", help="where cached weights are (default: $IMGREC_DATA_HOME or data/)")
@@ -54,80 +101,181 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse ``imgrec`` arguments; each command's options may be mixed with its positional arguments
+    (argparse's intermixed parsing, e.g. ``imgrec predict MODEL --top 5 IMAGE...``)."""
+    parser = _parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, _ = parser.parse_known_args(argv)  # the command (and -h, unknown commands)
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    rest = argv[argv.index(args.command) + 1:]
+    command_args = sub.choices[args.command].parse_intermixed_args(rest)
+    command_args.command = args.command
+    return command_args
+
+
+def _data_home_checked(given: str | None) -> None:
+    """A data home named by --data-home or IMGREC_DATA_HOME must exist (before TensorFlow starts)."""
+    if given or os.environ.get("IMGREC_DATA_HOME"):
+        from .data import check_data_home
+
+        check_data_home(given)
+
+
+def _print(*lines: str) -> None:
+    for line in lines:
+        print(line)
+    sys.stdout.flush()  # each result as soon as it is ready (and a closed pipe noticed at once)
+
+
 def _predict(args: argparse.Namespace) -> int:
     import json
 
-    from .data import check_image_file, data_home
+    from .quiet import import_tensorflow
 
+    _data_home_checked(args.data_home)
     if args.list:
-        from . import pretrained
+        import_tensorflow()
+        from . import data, pretrained
 
-        pretrained.prepare_keras_cache(data_home(args.data_home))
+        pretrained.prepare_keras_cache(data.data_home(args.data_home))
         for name in pretrained.APPLICATIONS:
-            print(f"{name:18} {pretrained.display_name(name):28} {pretrained.weights_status(name)}")
+            _print(f"{name:18} {pretrained.display_name(name):28} {pretrained.weights_status(name)}")
         return 0
     if not args.model or not args.images:
-        raise ImgrecError("usage: imgrec predict MODEL IMAGE [IMAGE ...] (or imgrec predict --list)")
-    if args.top < 1:
-        raise ImgrecError("--top must be at least 1")
-    for image in args.images:  # check every path before loading a model
+        raise ImgrecError("usage: imgrec predict MODEL IMAGE [IMAGE ...] [--top K] [--json] (or imgrec predict --list)")
+    from .data import check_image_file
+    from .prediction import check_model_spec
+
+    check_model_spec(args.model)  # a readable .keras file or a known name, before TensorFlow starts
+    for image in args.images:  # every path exists, before a model is loaded
         check_image_file(image)
+    import_tensorflow()
     from .prediction import load_predictor
 
     predictor = load_predictor(args.model, args.data_home)
-    for image in args.images:
-        predictions = predictor.predict_file(image, args.top)
-        if args.json:
-            print(json.dumps({"image": image, "predictions": [p.as_dict() for p in predictions]}), flush=True)
+    unreadable = 0
+    for image, result in predictor.predict_files(args.images, args.top):
+        if isinstance(result, ImgrecError):  # reported in its place; the other images are still labelled
+            unreadable += 1
+            sys.stdout.flush()
+            print(f"error: {result}", file=sys.stderr, flush=True)
+        elif args.json:
+            _print(json.dumps({"image": str(image), "predictions": [p.as_dict() for p in result]}))
         else:
-            print(image)
-            for p in predictions:
-                wnid = f" ({p.wnid})" if p.wnid else ""
-                print(f"  {p.probability * 100:6.2f}%  {p.label}{wnid}")
+            _print(str(image), *(f"  {p.probability * 100:6.2f}%  {p.label}" + (f" ({p.wnid})" if p.wnid else "")
+                                 for p in result))
+    return 2 if unreadable else 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .persistence import check_model_file, read_model_info
+    from .prediction import evaluate_folder, evaluation_folders, load_predictor
+    from .quiet import import_tensorflow
+
+    if not args.model.endswith(".keras") and not os.path.exists(args.model):
+        raise ImgrecError(f"{args.model}: no such .keras file; evaluate scores a classifier saved by the course "
+                          "(e.g. runs/.../models/alpaca.keras), not a pretrained model name")
+    path = check_model_file(args.model)  # before TensorFlow starts: the file, its class names, the folders
+    names = read_model_info(path).get("class_names")
+    if not names:
+        raise ImgrecError(f"{path}: has no class names stored; evaluate needs a classifier saved with "
+                          "persistence.save_model(..., class_names=...)")
+    evaluation_folders(path.name, names, args.folder)
+    import_tensorflow()
+    scores = evaluate_folder(load_predictor(args.model), args.folder,
+                             progress=lambda name, correct, total: _print(f"{name:20} {correct:5d} / {total:<5d} correct"))
+    _print(f"accuracy {scores['accuracy']:.4f} on {scores['images']} images")
     return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "run":
+        from .running import run_course
+
+        _data_home_checked(args.data_home)
+        out = args.resume or args.out
+        manifest = run_course(profile=args.profile, out=out, notebooks=args.notebooks, seed=args.seed,
+                              resume=bool(args.resume), timeout=args.timeout, data_home=args.data_home,
+                              report=not args.no_report)
+        return 0 if manifest["status"] == "ok" else 1
+    if args.command == "predict":
+        return _predict(args)
+    if args.command == "evaluate":
+        return _evaluate(args)
+    if args.command == "bench":
+        from .quiet import import_tensorflow
+
+        _data_home_checked(args.data_home)
+        import_tensorflow()
+        from . import bench
+
+        return bench.main((["--quick"] if args.quick else []) + (["--data-home", args.data_home] if args.data_home else []))
+    if args.command == "report":
+        from .report import write_report
+
+        _print(str(write_report(args.run_dir)))
+        return 0
+    return 1
+
+
+def _interrupted(args: Any) -> str:
+    """What Ctrl-C leaves behind, and what to do next, for each command."""
+    command = getattr(args, "command", None)
+    if command == "run":
+        where = args.resume or args.out or "RUN_DIR"
+        return f"interrupted; finished notebooks are kept; finish the run with imgrec run --resume {where}"
+    if command == "predict":
+        return "interrupted; the predictions printed above are complete; run imgrec predict again for the other images"
+    if command == "evaluate":
+        return "interrupted before the accuracy was computed; run imgrec evaluate again"
+    if command == "report":
+        return f"interrupted; the previous report.html is unchanged; run imgrec report {args.run_dir} again"
+    if command == "bench":
+        return "interrupted; no benchmark summary was made; run imgrec bench again"
+    return "interrupted"
 
 
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def _stdout_closed() -> int:
+    """Python's documented handling of a closed pipe (``imgrec predict ... | head``): stop quietly,
+    pointing standard output at /dev/null so the interpreter's last flush does not fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if args.command == "run":  # `kill` stops a run as cleanly as Ctrl-C does
-        signal.signal(signal.SIGTERM, _interrupt)
+    args: Any = None
     try:
-        if args.command == "run":
-            from .running import run_course
-
-            out = args.resume or args.out
-            manifest = run_course(profile=args.profile, out=out, notebooks=args.notebooks, seed=args.seed,
-                                  resume=bool(args.resume), timeout=args.timeout, data_home=args.data_home,
-                                  report=not args.no_report)
-            return 0 if manifest["status"] == "ok" else 1
-        if args.command == "predict":
-            return _predict(args)
-        if args.command == "evaluate":
-            from .prediction import evaluate_folder, load_predictor
-
-            scores = evaluate_folder(load_predictor(args.model), args.folder)
-            for name, (correct, total) in scores["per_class"].items():
-                print(f"{name:20} {correct:5d} / {total:<5d} correct")
-            print(f"accuracy {scores['accuracy']:.4f} on {scores['images']} images")
-            return 0
-        if args.command == "bench":
-            from . import bench
-
-            return bench.main((["--quick"] if args.quick else []) + (["--data-home", args.data_home] if args.data_home else []))
-        if args.command == "report":
-            from .report import write_report
-
-            print(write_report(args.run_dir))
-            return 0
+        args = parse_args(argv)
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        if args.command == "run":  # `kill` stops a run as cleanly as Ctrl-C does
+            signal.signal(signal.SIGTERM, _interrupt)
+        return _dispatch(args)
     except ImgrecError as exc:
+        _flush_quietly()
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        return _stdout_closed()
+    except OSError as exc:  # anything the operating system refused that no helper explained
+        _flush_quietly()
+        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
-        print("error: interrupted; finished outputs are kept, resume with imgrec run --resume RUN_DIR", file=sys.stderr)
+        _flush_quietly()
+        print(f"error: {_interrupted(args)}", file=sys.stderr)
         return 130
-    return 1
+
+
+def _flush_quietly() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_closed()
+    except (OSError, ValueError):
+        pass

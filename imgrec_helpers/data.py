@@ -20,8 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .errors import DataError, ImageError
-from .persistence import atomic_dir
+from .errors import DataError, FileSystemError, ImageError, describe_os_error
+from .persistence import atomic_dir, existing_file
 
 CLASS_NAMES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -49,7 +49,8 @@ _REPO_ROOT = Path(__file__).resolve().parent.parent
 def data_home(path: str | os.PathLike | None = None) -> Path:
     """The folder holding datasets and weights: ``path``, else ``$IMGREC_DATA_HOME``, else ``<repo>/data``.
 
-    Used by every lesson's setup cell (via :func:`imgrec_helpers.running.start_lesson`).
+    Used by every lesson's setup cell (via :func:`imgrec_helpers.running.start_lesson`). Only
+    resolves the name; :func:`check_data_home` also checks that the folder is there.
     """
     if path:
         return Path(path).expanduser().resolve()
@@ -57,6 +58,36 @@ def data_home(path: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser().resolve()
     return _REPO_ROOT / "data"
+
+
+def check_data_home(path: str | os.PathLike | None = None) -> Path:
+    """:func:`data_home`, checked: one-line :class:`DataError` when it does not exist or is not a folder.
+
+    A typo in ``IMGREC_DATA_HOME`` must not look like "CIFAR-10 missing" (and start a 163 MB
+    download). Used by :func:`cifar10_folder`, :func:`imgrec_helpers.running.start_lesson`, the runner
+    and ``imgrec``.
+    """
+    import stat
+
+    home = data_home(path)
+    source = ("--data-home / DATA_HOME" if path else
+              "IMGREC_DATA_HOME" if os.environ.get("IMGREC_DATA_HOME") else "the default, <repository>/data")
+    if not path and not os.environ.get("IMGREC_DATA_HOME"):
+        try:  # the repository's own data/ folder: made when missing, as downloads go there
+            home.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass
+    try:
+        st = os.stat(home)
+    except FileNotFoundError:
+        raise DataError(f"data home {home} does not exist (set by {source}); check the spelling, or create the "
+                        "folder and put the data in it (see README, 'Data and weights')") from None
+    except OSError as exc:
+        raise DataError(f"data home: {describe_os_error(exc, home, 'open')}") from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise DataError(f"data home {home} is a file, not a folder (set by {source}); point it at the folder "
+                        "that holds cifar-10-* and images/")
+    return home
 
 
 def cache_dir() -> Path:
@@ -89,24 +120,59 @@ class _BatchUnpickler(pickle.Unpickler):
         raise pickle.UnpicklingError(f"unexpected object {module}.{name}")
 
 
-def _read_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Read one CIFAR-10 python batch into (N, 32, 32, 3) uint8 images and (N,) uint8 labels."""
+def _read_batch(path: Path, where: str | None = None, fix: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Read one CIFAR-10 python batch into (N, 32, 32, 3) uint8 images and (N,) uint8 labels.
+
+    Checks what the official batches hold: a dict with uint8 ``data`` of shape (N, 3072), N >= 1,
+    and N integer ``labels`` in 0-9; anything else is refused with one line saying what is wrong
+    (no silent cast of float pixels). ``where`` names the batch in messages (e.g. the archive and
+    member when it was just extracted to a temporary folder) and ``fix`` says what to do.
+    """
+    where = where or str(path)
+    fix = fix or (f"delete the folder {path.parent} and run again to re-extract it from the archive, "
+                  f"or replace it with the official {CIFAR10_FOLDER}/")
     if not path.is_file():
-        raise DataError(f"{path}: CIFAR-10 batch is missing; delete the folder {path.parent} and run again "
-                        "to re-extract it from the archive")
+        raise DataError(f"{where}: CIFAR-10 batch is missing; {fix}")
     try:
         with open(path, "rb") as fh:
             batch = _BatchUnpickler(fh, encoding="bytes").load()
-        data = np.asarray(batch[b"data"], dtype=np.uint8)
-        labels = np.asarray(batch[b"labels"], dtype=np.int64)
-    except Exception as exc:
-        raise DataError(f"{path}: truncated or corrupt CIFAR-10 batch ({type(exc).__name__}); delete the folder "
-                        f"{path.parent} and run again to re-extract it, or replace the archive") from None
-    if data.ndim != 2 or data.shape[1] != 3072 or len(labels) != len(data) or labels.min() < 0 or labels.max() > 9:
-        raise DataError(f"{path}: not a CIFAR-10 batch (data {data.shape}, {len(labels)} labels); "
-                        "replace the archive with the official cifar-10-python.tar.gz")
+    except OSError as exc:
+        if exc.errno is not None:
+            raise DataError(describe_os_error(exc, path, "read")) from None
+        raise DataError(f"{where}: truncated or corrupt CIFAR-10 batch ({type(exc).__name__}); {fix}") from None
+    except Exception as exc:  # unpickling raises many types for a damaged file
+        raise DataError(f"{where}: truncated or corrupt CIFAR-10 batch ({type(exc).__name__}); {fix}") from None
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise DataError(f"{where}: not a CIFAR-10 batch (no data and labels entries); {fix}")
+    data, labels = batch[b"data"], batch[b"labels"]
+    if not isinstance(data, np.ndarray):
+        raise DataError(f"{where}: not a CIFAR-10 batch (data is a {type(data).__name__}, not an array); {fix}")
+    if data.dtype != np.uint8:
+        if data.dtype.kind in "iu" and data.size and data.min() >= 0 and data.max() <= 255:
+            data = data.astype(np.uint8)  # the same 0-255 values in a wider integer type
+        else:
+            span = f", values {data.min()}..{data.max()}" if data.size and data.dtype.kind in "iuf" else ""
+            raise DataError(f"{where}: pixels are {data.dtype}{span}, not uint8 0-255 as in CIFAR-10 batches "
+                            f"(they are not converted silently); {fix}")
+    if data.ndim != 2 or data.shape[1] != 3072:
+        raise DataError(f"{where}: not a CIFAR-10 batch (data of shape {data.shape}, expected (N, 3072)); {fix}")
+    if len(data) == 0:
+        raise DataError(f"{where}: empty CIFAR-10 batch (0 images); {fix}")
+    try:
+        label_array = np.asarray(labels)
+    except Exception:
+        label_array = np.asarray([], dtype=object)
+    if label_array.ndim != 1 or label_array.dtype.kind not in "iu":
+        raise DataError(f"{where}: labels must be a list of integers 0-9, got {label_array.dtype} of shape "
+                        f"{label_array.shape}; {fix}")
+    if len(label_array) != len(data):
+        raise DataError(f"{where}: {len(data)} images but {len(label_array)} labels; {fix}")
+    bad = np.flatnonzero((label_array < 0) | (label_array > 9))
+    if bad.size:
+        raise DataError(f"{where}: {bad.size} label(s) outside 0-9 (e.g. {int(label_array[bad[0]])} for image "
+                        f"{int(bad[0])}); CIFAR-10 has classes 0-9 only; {fix}")
     images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-    return np.ascontiguousarray(images), labels.astype(np.uint8)
+    return np.ascontiguousarray(images), label_array.astype(np.uint8)
 
 
 def _find_archive(home: Path) -> Path | None:
@@ -119,28 +185,58 @@ def _find_archive(home: Path) -> Path | None:
 
 
 def _extract_archive(archive: Path, target: Path) -> Path:
-    """Extract the batches folder of ``archive`` into ``target`` atomically (temp folder + rename)."""
+    """Extract the batches folder of ``archive`` into ``target`` atomically (temp folder + rename).
+
+    Reading and writing fail for different reasons and call for different actions: a damaged
+    archive is to be replaced; a cache that cannot be written (disk full, read-only, a file in
+    the way) is not the archive's fault, and the message says so.
+    """
+    import lzma
+    import zlib
+
+    corrupt = (tarfile.TarError, EOFError, zlib.error, lzma.LZMAError, ValueError)
+    replace = f"delete it and download {CIFAR10_URL} again, or place a good copy there"
+
+    def read_failed(exc: BaseException) -> DataError:
+        if isinstance(exc, OSError) and exc.errno is not None:
+            return DataError(describe_os_error(exc, archive, "read"))
+        return DataError(f"{archive}: truncated or corrupt archive ({type(exc).__name__}: {exc}); {replace}")
+
+    def write_failed(detail: str) -> DataError:
+        return DataError(f"CIFAR-10 cannot be extracted into the cache: {detail}; or set IMGREC_CACHE_DIR to a "
+                         f"writable folder with 200 MB free (the archive {archive.name} itself is fine)")
+
     try:
-        with atomic_dir(target) as tmp:
-            with tarfile.open(archive, "r:*") as tar:
-                members = [m for m in tar.getmembers()
-                           if m.isfile() and m.name.startswith(f"{CIFAR10_FOLDER}/") and ".." not in m.name]
-                names = {Path(m.name).name for m in members}
-                missing = [n for n in (*_TRAIN_BATCHES, _TEST_BATCH) if n not in names]
-                if missing:
-                    raise DataError(f"{archive}: not a CIFAR-10 python archive (missing {', '.join(missing)}); "
-                                    f"replace it with the official {CIFAR10_ARCHIVE}")
+        tar = tarfile.open(archive, "r:*")
+        members = [m for m in tar.getmembers()
+                   if m.isfile() and m.name.startswith(f"{CIFAR10_FOLDER}/") and ".." not in m.name]
+    except (OSError, *corrupt) as exc:
+        raise read_failed(exc) from None
+    with tar:
+        names = {Path(m.name).name for m in members}
+        missing = [n for n in (*_TRAIN_BATCHES, _TEST_BATCH) if n not in names]
+        if missing:
+            raise DataError(f"{archive}: not a CIFAR-10 python archive (missing {', '.join(missing)}); "
+                            f"replace it with the official {CIFAR10_ARCHIVE}")
+        try:
+            with atomic_dir(target) as tmp:
                 for member in members:
-                    src = tar.extractfile(member)
-                    assert src is not None
-                    (tmp / Path(member.name).name).write_bytes(src.read())
-            for name in (*_TRAIN_BATCHES, _TEST_BATCH):  # validate before the folder goes into place
-                _read_batch(tmp / name)
-    except DataError:
-        raise
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        raise DataError(f"{archive}: truncated or corrupt archive ({type(exc).__name__}: {exc}); "
-                        f"delete it and download {CIFAR10_URL} again") from None
+                    try:
+                        src = tar.extractfile(member)
+                        assert src is not None
+                        payload = src.read()
+                    except (OSError, *corrupt) as exc:
+                        raise read_failed(exc) from None
+                    try:
+                        (tmp / Path(member.name).name).write_bytes(payload)
+                    except OSError as exc:
+                        raise write_failed(describe_os_error(exc, target.parent, "write to")) from None
+                for name in (*_TRAIN_BATCHES, _TEST_BATCH):  # validate before the folder goes into place
+                    _read_batch(tmp / name, where=f"{archive}, member {CIFAR10_FOLDER}/{name}",
+                                fix=f"this is not the official CIFAR-10; replace {archive.name} with the official "
+                                    f"{CIFAR10_ARCHIVE}")
+        except FileSystemError as exc:  # creating or moving the cache folder
+            raise write_failed(str(exc)) from None
     return target
 
 
@@ -152,10 +248,19 @@ def download_file(url: str, target: Path, sha256: str | None) -> Path:
     """
     from keras.utils import get_file
 
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".download-", dir=target.parent) as tmp:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = tempfile.TemporaryDirectory(prefix=".download-", dir=target.parent)
+    except OSError as exc:
+        raise DataError(f"downloading {url}: {describe_os_error(exc, target.parent, 'write to')}") from None
+    with tmp_dir as tmp:
         try:
             got = Path(get_file(fname=target.name, origin=url, cache_dir=tmp, cache_subdir="."))
+        except OSError as exc:
+            if exc.errno is None or type(exc).__module__.startswith("urllib"):  # network errors
+                raise DataError(f"could not download {url} ({exc}); connect to the internet, or place the file "
+                                f"{target.name} in {target.parent}") from None
+            raise DataError(f"downloading {url}: {describe_os_error(exc, target.parent, 'write to')}") from None
         except Exception as exc:
             raise DataError(f"could not download {url} ({exc}); connect to the internet, or place the file "
                             f"{target.name} in {target.parent}") from None
@@ -186,7 +291,7 @@ def cifar10_folder(home: str | os.PathLike | None = None, *, download: bool = Tr
     extracted anew; and finally downloads the official archive into the data home (or the cache when
     the data home is read-only). Used by :func:`load_cifar10`.
     """
-    home_path = data_home(home)
+    home_path = check_data_home(home)
     in_home = home_path / CIFAR10_FOLDER
     if in_home.is_dir():
         return in_home
@@ -195,7 +300,7 @@ def cifar10_folder(home: str | os.PathLike | None = None, *, download: bool = Tr
         if not download:
             raise DataError(f"CIFAR-10 not found: no {CIFAR10_FOLDER}/ or {CIFAR10_ARCHIVE} in {home_path}; "
                             f"download {CIFAR10_URL} into that folder, or set IMGREC_DATA_HOME")
-        writable = home_path if (home_path.is_dir() and os.access(home_path, os.W_OK)) else cache_dir()
+        writable = home_path if os.access(home_path, os.W_OK) else cache_dir()
         try:
             archive = download_file(url, writable / CIFAR10_ARCHIVE, sha256)
         except DataError as exc:
@@ -287,15 +392,47 @@ def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.nda
 # --------------------------------------------------------------------------------------------
 
 
+MAX_IMAGE_SIZE = 16384
+"""The largest side :func:`load_image` resizes to (a larger target is surely a mistake)."""
+
+
 def check_image_file(path: str | os.PathLike) -> Path:
-    """``path`` as a Path if it names an existing file; one-line :class:`ImageError` for a folder or a
-    missing path (:func:`load_image`, and ``imgrec predict`` before it loads a model)."""
-    path = Path(path)
-    if path.is_dir():
-        raise ImageError(f"{path}: is a folder, not an image; pass image files (or use a folder loader)")
-    if not path.is_file():
-        raise ImageError(f"{path}: no such image file; check the path")
-    return path
+    """``path`` as a Path if it names an existing file; one-line :class:`ImageError` for a folder, a
+    missing path, or a path the operating system refuses (no permission on a folder above it, a
+    name too long, a link loop). Used by :func:`load_image`, and ``imgrec predict`` before it loads a
+    model."""
+    return existing_file(path, ImageError, "no such image file; check the path",
+                         "pass image files (or use a folder loader)")
+
+
+def image_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
+    """``size`` as a (width, height) pair of positive integers (an int means a square); one-line
+    :class:`ImageError` for 0, negative, fractional or absurd sizes (:func:`load_image`)."""
+    if size is None:
+        return None
+    pair = (size, size) if isinstance(size, (int, np.integer)) else size
+    try:
+        ok = len(pair) == 2 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)
+    except TypeError:
+        ok = False
+    if not ok or not all(1 <= v <= MAX_IMAGE_SIZE for v in pair):
+        raise ImageError(f"image size must be a whole number of pixels from 1 to {MAX_IMAGE_SIZE}, or a "
+                         f"(width, height) pair of them, got {size!r}; e.g. load_image(path, 224)")
+    return int(pair[0]), int(pair[1])
+
+
+def center_box(width: int, height: int, target: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The largest central box of a ``width`` x ``height`` image with the aspect ratio of ``target``
+    (width, height), in whole pixels: always inside the image and at least 1 x 1 (:func:`load_image`)."""
+    tw, th = target
+    if width * th > height * tw:  # wider than the target: keep the full height
+        ch = height
+        cw = min(width, max(1, (height * tw + th // 2) // th))
+    else:
+        cw = width
+        ch = min(height, max(1, (width * th + tw // 2) // tw))
+    left, top = (width - cw) // 2, (height - ch) // 2
+    return left, top, left + cw, top + ch
 
 
 def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None, *,
@@ -304,13 +441,15 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
 
     Handles every mode a student's photo may have: grayscale, palette, RGBA (composited on white),
     CMYK, 16-bit; EXIF rotation is applied. Large JPEGs are decoded at reduced scale, so a
-    10,000 x 10,000 photo does not take gigabytes. With ``crop`` the central square is kept before
-    resizing, so objects keep their proportions. Used in lessons 02-04 and ``imgrec predict``.
+    10,000 x 10,000 photo does not take gigabytes. With ``crop`` the central box with the target's
+    proportions (:func:`center_box`, whole pixels) is kept before resizing, so objects keep their
+    proportions. ``size`` is an int (a square) or (width, height). Used in lessons 02-04 and
+    ``imgrec predict``.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    target = image_size(size)
     path = check_image_file(path)
-    target = (size, size) if isinstance(size, int) else size
     try:
         with Image.open(path) as img:
             if target is not None and img.format == "JPEG":
@@ -318,16 +457,16 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
             img = ImageOps.exif_transpose(img)
             img.load()
             rgb = _to_rgb(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+    except OSError as exc:
+        if exc.errno is not None:  # the operating system's refusal, not a damaged image
+            raise ImageError(describe_os_error(exc, path, "read")) from None
+        raise ImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc}); "
+                         "replace it with a valid JPEG or PNG file") from None
+    except (UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as exc:
         raise ImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc}); "
                          "replace it with a valid JPEG or PNG file") from None
     if target is not None:
-        box = None
-        if crop:  # the largest central box with the target's aspect ratio
-            w, h = rgb.size
-            scale = min(w / target[0], h / target[1])
-            cw, ch = target[0] * scale, target[1] * scale
-            box = ((w - cw) / 2, (h - ch) / 2, (w + cw) / 2, (h + ch) / 2)
+        box = center_box(*rgb.size, target) if crop else None
         rgb = rgb.resize(target, Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
     return np.asarray(rgb, dtype=np.uint8)
 
@@ -348,12 +487,53 @@ def _to_rgb(img):  # PIL.Image.Image -> RGB PIL.Image.Image
     return img.convert("RGB")
 
 
-def list_images(folder: str | os.PathLike) -> list[Path]:
-    """Image files directly inside ``folder``, sorted by name (lessons 03, 04)."""
+def check_folder(folder: str | os.PathLike) -> Path:
+    """``folder`` as a Path if it is a folder; one-line :class:`DataError` otherwise (missing, a file,
+    or refused by the operating system). Used by :func:`list_images` and :func:`class_folders`."""
+    import stat
+
     folder = Path(folder)
-    if not folder.is_dir():
-        raise DataError(f"{folder}: no such folder; check the path or the data home (IMGREC_DATA_HOME)")
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    try:
+        st = os.stat(folder)
+    except FileNotFoundError:
+        raise DataError(f"{folder}: no such folder; check the path or the data home (IMGREC_DATA_HOME)") from None
+    except OSError as exc:
+        raise DataError(describe_os_error(exc, folder, "open")) from None
+    if not stat.S_ISDIR(st.st_mode):
+        raise DataError(f"{folder}: is a file, not a folder; pass the folder that holds the images")
+    return folder
+
+
+def _hidden(name: str) -> bool:
+    """Hidden files and folders, including macOS' ``._photo.jpg`` companions (resource forks)."""
+    return name.startswith(".")
+
+
+def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
+    """Image files inside ``folder`` (and its sub-folders with ``recursive``), sorted by path.
+
+    Files are chosen by extension (:data:`IMAGE_EXTENSIONS`, any case); hidden files and folders
+    (``.name``, macOS' ``._photo.jpg``) are skipped. ``recursive`` is what
+    ``keras.utils.image_dataset_from_directory`` does inside each class folder (lesson 04,
+    ``imgrec evaluate``); symbolic links to folders are not followed, as there. Used in lessons 03, 04.
+    """
+    folder = check_folder(folder)
+    try:
+        found: list[Path] = []
+
+        def refuse(exc: OSError) -> None:
+            raise exc
+
+        walker = os.walk(folder, onerror=refuse) if recursive else [(str(folder), [], os.listdir(folder))]
+        for top, dirs, files in walker:
+            dirs[:] = sorted(d for d in dirs if not _hidden(d))
+            for name in files:
+                p = Path(top) / name
+                if not _hidden(name) and p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file():
+                    found.append(p)
+    except OSError as exc:
+        raise DataError(describe_os_error(exc, None if exc.filename else folder, "list")) from None
+    return sorted(found)
 
 
 @dataclass
@@ -369,13 +549,15 @@ class ImageFolder:
 def class_folders(root: str | os.PathLike) -> list[str]:
     """Class names of a ``root/<class>/<image>`` tree, sorted; checks there are at least two classes.
 
-    This is the layout ``keras.utils.image_dataset_from_directory`` expects (lesson 04).
+    Images may sit in sub-folders of a class folder; hidden folders are not classes. This is the
+    layout ``keras.utils.image_dataset_from_directory`` expects (lesson 04).
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: no such folder; check the path or the data home (IMGREC_DATA_HOME)")
-    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    with_images = [n for n in names if list_images(root / n)]
+    root = check_folder(root)
+    try:
+        names = sorted(p.name for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
+    except OSError as exc:
+        raise DataError(describe_os_error(exc, root, "list")) from None
+    with_images = [n for n in names if list_images(root / n, recursive=True)]
     if not with_images:
         raise DataError(f"{root}: no images found; put photos in one sub-folder per class, e.g. {root}/dog/*.jpg")
     if len(with_images) < 2:
@@ -389,7 +571,7 @@ def load_image_folder(root: str | os.PathLike, size: int) -> ImageFolder:
     names = class_folders(root)
     images, labels, paths = [], [], []
     for label, name in enumerate(names):
-        for path in list_images(Path(root) / name):
+        for path in list_images(Path(root) / name, recursive=True):
             images.append(load_image(path, size))
             labels.append(label)
             paths.append(path)

@@ -22,7 +22,38 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import ImgrecError, ModelError
+from .errors import ImgrecError, ModelError, describe_os_error, os_error
+
+
+def current_umask() -> int:
+    """The process's umask (``/proc/self/status`` on Linux, else read by setting and restoring it)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` gives a new file: ``0o666 & ~umask``."""
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    """The mode a plain ``mkdir`` gives a new folder: ``0o777 & ~umask``."""
+    return 0o777 & ~current_umask()
+
+
+def _make_parent(target: Path) -> None:
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise os_error(exc, exc.filename or target.parent, f"create the folder for {target.name} in") from None
 
 
 @contextlib.contextmanager
@@ -31,17 +62,30 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
 
     The temporary name keeps ``target``'s extension (or ``suffix``) because some writers, such as
     Keras' ``model.save``, choose the format from it. On any error the temporary file is removed
-    and ``target`` is left as it was.
+    and ``target`` is left as it was. The finished file gets the mode a plain ``open()`` would
+    give it (``0o666 & ~umask``), not ``mkstemp``'s private 0600. An :class:`OSError` while writing
+    (disk full, read-only, no permission, name too long) becomes one :class:`FileSystemError` line
+    naming ``target``.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(target)
     ext = suffix if suffix is not None else "".join(target.suffixes[-1:])
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.stem}.", suffix=f".partial{ext}", dir=target.parent)
-    os.close(fd)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.stem[:80]}.", suffix=f".partial{ext}", dir=target.parent)
+        os.close(fd)
+    except OSError as exc:
+        raise os_error(exc, target, "write") from None
     tmp_path = Path(tmp)
     try:
-        yield tmp_path
-        os.replace(tmp_path, target)
+        try:
+            yield tmp_path
+            if tmp_path.exists():  # some writers replace the file; it then has open()'s mode already
+                os.chmod(tmp_path, file_mode())
+            os.replace(tmp_path, target)
+        except OSError as exc:
+            if exc.filename in (None, str(tmp_path), tmp_path, str(target), target):
+                raise os_error(exc, target, "write") from None
+            raise os_error(exc) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -52,23 +96,57 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
     """Yield a fresh temporary folder beside ``target``; move it into place when the block succeeds.
 
     Used to extract datasets: a half-extracted folder is never left where the loader looks.
-    An existing ``target`` is replaced only after the new folder is complete.
+    An existing ``target`` is replaced only after the new folder is complete. The folder gets
+    the mode a plain ``mkdir`` would give it (``0o777 & ~umask``). Errors of the block itself are
+    passed on unchanged (the caller knows what it was reading); creating or moving the folder
+    raises :class:`FileSystemError`.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+    _make_parent(target)
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
+        os.chmod(tmp, dir_mode())
+    except OSError as exc:
+        raise os_error(exc, target, "create the folder") from None
     try:
         yield tmp
-        if target.exists():
-            old = target.with_name(f".{target.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        try:
+            if target.exists():
+                old = target.with_name(f".{target.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                os.replace(target, old)
+                os.replace(tmp, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        except OSError as exc:
+            raise os_error(exc, target, "move into place the folder") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def existing_file(path: str | os.PathLike, error: type[ImgrecError], missing: str, folder: str) -> Path:
+    """``path`` as a Path if it names an existing regular file; else one line of type ``error``.
+
+    ``missing`` and ``folder`` are the advice for a path that does not exist and one that is a
+    folder; other operating-system refusals (permission denied on a folder above, name too long,
+    a link loop) are explained by :func:`~imgrec_helpers.errors.describe_os_error`. Used by
+    :func:`imgrec_helpers.data.check_image_file` and :func:`load_model`.
+    """
+    import stat
+
+    path = Path(path)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise error(f"{path}: {missing}") from None
+    except OSError as exc:
+        raise error(describe_os_error(exc, path, "open")) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise error(f"{path}: is a folder; {folder}")
+    if not stat.S_ISREG(st.st_mode):
+        raise error(f"{path}: not a regular file (a FIFO, socket or device); pass a file")
+    return path
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
@@ -125,36 +203,72 @@ def save_model(model: Any, path: str | os.PathLike, class_names: list[str] | Non
 
 
 def read_model_info(path: str | os.PathLike) -> dict[str, Any]:
-    """The class names, input scale and input shape stored by :func:`save_model` (``{}`` if none)."""
+    """The class names, input scale and input shape stored by :func:`save_model` (``{}`` if none).
+
+    Checked before anything is predicted: ``class_names`` a list of distinct non-empty strings,
+    ``input_scale`` one of :data:`INPUT_SCALES`, ``input_shape`` a list of sizes. Raises
+    :class:`ModelError` (one line) for a file that is not a zip archive, cannot be read, or
+    carries an ``imgrec.json`` that is not what :func:`save_model` writes.
+    """
     import zipfile
 
+    path = Path(path)
     try:
         with zipfile.ZipFile(path) as archive:
             if MODEL_INFO_ENTRY not in archive.namelist():
                 return {}
-            return json.loads(archive.read(MODEL_INFO_ENTRY))
-    except (zipfile.BadZipFile, OSError, ValueError):
-        raise ModelError(f"{path}: not a .keras model file (not a zip archive); pass a model saved by this course") from None
+            raw = archive.read(MODEL_INFO_ENTRY)
+    except OSError as exc:
+        if exc.errno is None:  # zipfile's own "truncated" errors carry no number
+            raise ModelError(f"{path}: truncated or damaged .keras file ({exc}); save the model again") from None
+        raise ModelError(describe_os_error(exc, path, "read")) from None
+    except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, ValueError):
+        raise ModelError(f"{path}: not a .keras model file (not a zip archive); pass a model saved by this course"
+                         ) from None
+    try:
+        info = json.loads(raw)
+    except ValueError:
+        raise ModelError(f"{path}: its {MODEL_INFO_ENTRY} entry is not valid JSON; save the model again with "
+                         "imgrec_helpers.persistence.save_model") from None
+    return _check_model_info(path, info)
+
+
+def _check_model_info(path: Path, info: Any) -> dict[str, Any]:
+    fix = "save the model again with imgrec_helpers.persistence.save_model"
+    if not isinstance(info, dict):
+        raise ModelError(f"{path}: {MODEL_INFO_ENTRY} holds a {type(info).__name__}, not an object; {fix}")
+    names = info.get("class_names")
+    if names is not None:
+        if (not isinstance(names, list) or not names
+                or not all(isinstance(n, str) and n.strip() for n in names)):
+            raise ModelError(f"{path}: class_names in {MODEL_INFO_ENTRY} must be a list of non-empty strings, "
+                             f"got {json.dumps(names)[:60]}; {fix}")
+        if len(set(names)) != len(names):
+            raise ModelError(f"{path}: class_names in {MODEL_INFO_ENTRY} repeat a name; {fix}")
+    scale = info.get("input_scale", "0-1")
+    if not isinstance(scale, str) or scale not in INPUT_SCALES:
+        raise ModelError(f"{path}: unknown input_scale {json.dumps(scale)[:40]} in {MODEL_INFO_ENTRY}; it must be "
+                         f"one of {', '.join(INPUT_SCALES)}; {fix}")
+    shape = info.get("input_shape")
+    if shape is not None and (not isinstance(shape, list)
+                              or not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
+                                         for d in shape)):
+        raise ModelError(f"{path}: input_shape in {MODEL_INFO_ENTRY} must be a list of sizes, got "
+                         f"{json.dumps(shape)[:60]}; {fix}")
+    return info
 
 
 def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
     """Load a ``.keras`` model saved by this course (lessons 02, 04, ``imgrec predict``).
 
     ``compile=False`` skips the optimizer state, which predictions do not need. Raises
-    :class:`ModelError` with one line when the file is missing or not a Keras model.
+    :class:`ModelError` with one line when the file is missing, unreadable or not a Keras model.
     """
+    path = check_model_file(path)
     import keras
 
     from . import models  # registers the course's custom layers before deserialising
 
-    path = Path(path)
-    if path.is_dir():
-        raise ModelError(f"{path}: is a folder; pass a .keras model file")
-    if not path.is_file():
-        raise ModelError(f"{path}: no such model file; train one in lesson 02 or 04, or check the path")
-    if path.suffix != ".keras":
-        raise ModelError(f"{path}: not a .keras file; pass a model saved by this course (lesson 02 or 04)")
-    read_model_info(path)  # a clear error for a file that is not a zip at all
     try:
         with warnings.catch_warnings():
             if not compile:  # Keras still reads the optimizer state and warns when it does not fit
@@ -165,6 +279,18 @@ def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
             f"{path}: not a Keras model file this course can load ({type(exc).__name__}); "
             "save one with imgrec_helpers.persistence.save_model"
         ) from None
+
+
+def check_model_file(path: str | os.PathLike) -> Path:
+    """Everything about a ``.keras`` file that can be checked without TensorFlow: it exists, is a
+    readable zip archive and its ``imgrec.json`` is valid (``imgrec predict`` calls it before it
+    imports TensorFlow; :func:`load_model` too)."""
+    path = existing_file(path, ModelError, "no such model file; train one in lesson 02 or 04, or check the path",
+                         "pass a .keras model file")
+    if path.suffix != ".keras":
+        raise ModelError(f"{path}: not a .keras file; pass a model saved by this course (lesson 02 or 04)")
+    read_model_info(path)  # a clear error for a file that is not a zip at all, or unreadable
+    return path
 
 
 def save_json_and_h5(model: Any, json_path: str | os.PathLike, weights_path: str | os.PathLike) -> tuple[Path, Path]:

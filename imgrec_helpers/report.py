@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import os
 from pathlib import Path
 
-from .errors import ImgrecError
+from .errors import FileSystemError, ImgrecError
 from .persistence import atomic_path
 from .results import TABLE_COLUMNS, format_value, load_results, table_rows
 
@@ -38,7 +37,14 @@ def _export_notebooks_html(run_dir: Path) -> list[tuple[str, str]]:
             continue
         target = run_dir / "html" / f"{nb_path.stem}.html"
         if not target.exists() or target.stat().st_mtime < nb_path.stat().st_mtime:
-            body, _ = exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
+            try:
+                node = nbformat.read(nb_path, as_version=4)
+            except OSError:
+                raise
+            except Exception as exc:  # nbformat raises several types for a damaged file
+                raise ImgrecError(f"{nb_path}: not a readable notebook ({type(exc).__name__}); delete it and run "
+                                  f"imgrec run --resume {run_dir} to execute it again") from None
+            body, _ = exporter.from_notebook_node(node)
             with atomic_path(target) as tmp:
                 tmp.write_text(body, encoding="utf-8")
         links.append((nb_path.stem, f"html/{target.name}"))
@@ -65,13 +71,26 @@ def _api_comparison_section(run_dir: Path) -> str:
 def write_report(run_dir: str | os.PathLike) -> Path:
     """Write ``RUN_DIR/report.html``: manifest, comparison table, figures, links to the notebooks.
 
-    Figures are embedded as data URIs, so the file opens in a browser with no server.
+    Figures are embedded as data URIs, so the file opens in a browser with no server. Refuses a
+    folder whose ``manifest.json`` was not written by ``imgrec run``; when the run folder cannot be
+    written (read-only, disk full), says so and how to make the report elsewhere.
     """
-    run_dir = Path(run_dir)
-    manifest_path = run_dir / "manifest.json"
-    if not manifest_path.is_file():
+    try:
+        return _write_report(Path(run_dir))
+    except FileSystemError as exc:
+        raise FileSystemError(f"{exc}; the report is written into the run folder itself: copy the folder somewhere "
+                              f"writable (cp -r {run_dir} NEW_DIR) and run imgrec report NEW_DIR", exc.errno) from None
+
+
+def _write_report(run_dir: Path) -> Path:
+    from .running import read_manifest
+
+    if not run_dir.is_dir():
+        what = "is a file, not a run folder" if run_dir.exists() else "no such run folder"
+        raise ImgrecError(f"{run_dir}: {what}; pass the folder imgrec run wrote (runs/<timestamp>-<profile>/)")
+    manifest = read_manifest(run_dir, fix="this is not a folder written by imgrec run, so no report is written")
+    if manifest is None:
         raise ImgrecError(f"{run_dir}: no manifest.json, so not a run folder; run imgrec run first")
-    manifest = json.loads(manifest_path.read_text())
     records = load_results(run_dir)
     e = html.escape
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>imgrec run report: {e(run_dir.name)}"

@@ -45,8 +45,10 @@ def load_results(run_dir: str | os.PathLike, kind: str | None = "model") -> list
     records = []
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
-            rec = json.loads(path.read_text())
+            rec = json.loads(path.read_text(encoding="utf-8"))
         except ValueError:
+            rec = None
+        if not isinstance(rec, dict):
             raise ImgrecError(f"{path}: not a valid result record; delete it and re-run its notebook") from None
         if kind is None or rec.get("kind") == kind:
             records.append(rec)

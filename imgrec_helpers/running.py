@@ -7,7 +7,9 @@ numbered notebooks with papermill, one after another, into a run folder with a `
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import json
+import math
 import os
 import platform
 import random
@@ -22,9 +24,10 @@ from typing import Any, Callable, Sequence
 
 from . import hardware
 from .quiet import import_tensorflow
+from .data import check_data_home as _check_data_home
 from .data import data_home as _data_home
-from .errors import ImgrecError
-from .persistence import write_json
+from .errors import FileSystemError, ImgrecError, os_error
+from .persistence import file_mode, write_json
 from .profiles import DEFAULT_PROFILE, PROFILES, profile_settings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -130,7 +133,7 @@ def start_lesson(number: str, profile: str = DEFAULT_PROFILE, seed: int = DEFAUL
     run = Path(run_dir).expanduser().resolve() if run_dir else default_run_dir(profile)
     run.mkdir(parents=True, exist_ok=True)
     lesson = Lesson(number=number, profile=profile, seed=seed, run_dir=run,
-                    data_home=_data_home(data_home), settings=settings)
+                    data_home=_check_data_home(data_home), settings=settings)
     if not quiet:
         v = versions()
         print(f"Lesson {number} | profile {profile} | seed {seed} | TensorFlow {v['tensorflow']}, "
@@ -181,14 +184,102 @@ def _failing_cell(executed: Path) -> str:
     return "no cell error recorded (the kernel died or the run was stopped)"
 
 
-def _read_manifest(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / "manifest.json"
-    if not path.is_file():
-        return None
+MANIFEST = "manifest.json"
+_MANIFEST_KEYS = {"profile": str, "seed": int, "notebooks": dict, "status": str}
+
+
+def read_manifest(run_dir: str | os.PathLike, fix: str = "run into a new folder") -> dict[str, Any] | None:
+    """``RUN_DIR/manifest.json`` if it is a run manifest written by ``imgrec run``; None when there is none.
+
+    One-line :class:`ImgrecError` for a manifest that is empty, truncated, not an object, or some
+    other program's ``manifest.json`` (no profile, seed, notebooks and status), and for one that
+    cannot be read. Used by the runner (``--resume``, runs into an existing folder) and
+    ``imgrec report``; ``fix`` is the advice for a manifest that is not one.
+    """
+    path = Path(run_dir) / MANIFEST
     try:
-        return json.loads(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        if isinstance(exc, OSError):
+            raise os_error(exc, path, "read") from None
+        raise ImgrecError(f"{path}: not a text file, so not an imgrec run manifest; {fix}") from None
+    try:
+        manifest = json.loads(text)
     except ValueError:
-        raise ImgrecError(f"{path}: not a valid manifest; delete it, or run into a new folder") from None
+        state = "empty" if not text.strip() else "truncated or not JSON"
+        raise ImgrecError(f"{path}: {state}, so not a valid imgrec run manifest; {fix}") from None
+    wrong = ([f"a JSON {type(manifest).__name__}"] if not isinstance(manifest, dict) else
+             [k for k, t in _MANIFEST_KEYS.items() if not isinstance(manifest.get(k), t)
+              or (t is int and isinstance(manifest.get(k), bool))])
+    if not wrong and not all(isinstance(nb, dict) for nb in manifest["notebooks"].values()):
+        wrong = ["notebooks"]
+    if wrong:
+        raise ImgrecError(f"{path}: not an imgrec run manifest ({'it is ' + wrong[0] if not isinstance(manifest, dict) else 'bad or missing ' + ', '.join(wrong)}); {fix}")
+    return manifest
+
+
+def _check_timeout(timeout: float) -> float:
+    try:
+        value = float(timeout)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not math.isfinite(value) or value <= 0:
+        raise ImgrecError(f"timeout must be a positive, finite number of seconds, got {timeout!r}; e.g. --timeout 3600")
+    return value
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool) -> dict[str, Any] | None:
+    """Check the run folder before anything is written into it; returns its previous manifest."""
+    import stat as _stat
+
+    try:
+        st = os.stat(run_dir)
+    except FileNotFoundError:
+        st = None
+    except OSError as exc:
+        raise os_error(exc, run_dir, "use the run folder") from None
+    if st is not None and not _stat.S_ISDIR(st.st_mode):
+        raise ImgrecError(f"{run_dir}: is a file, not a folder; choose a run folder with --out DIR")
+    if resume:
+        if st is None:
+            raise ImgrecError(f"{run_dir}: nothing to resume (no such folder); check the path, or start a new run")
+        previous = read_manifest(run_dir, fix="it is not a run folder to resume; start a new run with --out")
+        if previous is None:
+            raise ImgrecError(f"{run_dir}: nothing to resume (no manifest.json); start a new run instead")
+        return previous
+    previous = read_manifest(run_dir, fix="this folder holds something else: choose another --out folder") if st else None
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "logs").mkdir(exist_ok=True)
+    except OSError as exc:
+        raise os_error(exc, exc.filename or run_dir, "create the run folder") from None
+    return previous
+
+
+def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically; on a full disk, overwrite the old one in place when the new
+    text fits in the space the old file already has, so it never stays at "running"."""
+    try:
+        write_json(path, manifest)
+        return
+    except FileSystemError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        failure = exc
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str).encode() + b"\n"
+    try:
+        with open(path, "r+b") as fh:
+            room = max(os.fstat(fh.fileno()).st_blocks * 512, os.fstat(fh.fileno()).st_size)
+            if len(text) > room:
+                raise failure
+            fh.write(text)
+            fh.truncate(len(text))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError:
+        raise failure from None
 
 
 def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = None,
@@ -201,35 +292,41 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
     Each notebook runs in its own kernel with the parameters ``PROFILE``, ``SEED``, ``RUN_DIR``
     (and ``DATA_HOME`` when given). Executed copies go to the run folder under their own names;
     a copy is written under a temporary name and renamed when the notebook finished, so an
-    interrupted run never replaces a good copy with a partial one. ``manifest.json`` is rewritten
-    (atomically) after each notebook. With ``resume``, notebooks that already completed in ``out``
-    with the same profile and seed are skipped. Raises :class:`ImgrecError` naming the failing
-    notebook and cell.
+    interrupted run never replaces a good copy with a partial one, and a copy that does not parse
+    (cut short by a full disk) is never kept. ``manifest.json`` is rewritten (atomically) after
+    each notebook, and marked failed or interrupted whatever stops the run. With ``resume``,
+    notebooks that already completed in ``out`` with the same profile and seed are skipped; the
+    folder is checked before anything is written into it. Raises :class:`ImgrecError` naming the
+    failing notebook and cell (and saying so when the disk is full).
     """
     profile_settings(profile)  # validates the name
+    timeout = _check_timeout(timeout)
     available = course_notebooks(Path(notebooks_dir))
     if not available:
         raise ImgrecError(f"{notebooks_dir}: no numbered notebooks (01_*.ipynb ...) to run")
     selected = _select(notebooks, available)
+    if data_home or os.environ.get("IMGREC_DATA_HOME"):
+        _check_data_home(data_home)
     if out is None:
         if resume:
             raise ImgrecError("--resume needs the run folder to resume: imgrec run --resume RUN_DIR")
         stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out = REPO_ROOT / "runs" / f"{stamp}-{profile}"
-    run_dir = Path(out).expanduser().resolve()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "logs").mkdir(exist_ok=True)
-
-    previous = _read_manifest(run_dir)
+    run_dir = Path(out).expanduser().absolute()
+    previous = _prepare_run_dir(run_dir, resume)
+    run_dir = run_dir.resolve()
     done: set[str] = set()
     if resume:
-        if previous is None:
-            raise ImgrecError(f"{run_dir}: nothing to resume (no manifest.json); start a new run instead")
+        assert previous is not None
         if previous.get("profile") != profile or previous.get("seed") != seed:
             raise ImgrecError(f"{run_dir} was run with profile {previous.get('profile')!r} and seed "
                               f"{previous.get('seed')}; resume it with the same --profile and --seed")
-        done = {name for name, nb in previous.get("notebooks", {}).items()
+        done = {name for name, nb in previous["notebooks"].items()
                 if nb.get("status") == "ok" and (run_dir / name).is_file()}
+        try:
+            (run_dir / "logs").mkdir(exist_ok=True)
+        except OSError as exc:
+            raise os_error(exc, run_dir / "logs", "create") from None
 
     manifest: dict[str, Any] = {
         "profile": profile,
@@ -245,72 +342,130 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
     if previous and resume:
         for name in done:
             manifest["notebooks"][name] = previous["notebooks"][name]
-    manifest_path = run_dir / "manifest.json"
-    write_json(manifest_path, manifest)
+    manifest_path = run_dir / MANIFEST
+    _write_manifest(manifest_path, manifest)
 
     log(f"imgrec run: profile {profile}, seed {seed}, {len(selected)} notebook(s) -> {run_dir}")
     failure: str | None = None
-    for i, nb_path in enumerate(selected, 1):
-        name = nb_path.name
-        prefix = f"[{i}/{len(selected)}] {nb_path.stem}"
-        if name in done:
-            log(f"{prefix}: already completed, skipped (--resume)")
-            continue
-        entry = manifest["notebooks"][name]
-        entry.update(status="running", started=_dt.datetime.now().isoformat(timespec="seconds"))
-        write_json(manifest_path, manifest)
-        t0 = time.perf_counter()
+    try:
+        for i, nb_path in enumerate(selected, 1):
+            name = nb_path.name
+            prefix = f"[{i}/{len(selected)}] {nb_path.stem}"
+            if name in done:
+                log(f"{prefix}: already completed, skipped (--resume)")
+                continue
+            entry = manifest["notebooks"][name]
+            entry.update(status="running", started=_dt.datetime.now().isoformat(timespec="seconds"))
+            _write_manifest(manifest_path, manifest)
+            t0 = time.perf_counter()
+            try:
+                status, detail = _execute(nb_path, run_dir, profile, seed, timeout, data_home)
+            finally:
+                entry["seconds"] = round(time.perf_counter() - t0, 1)
+            entry.update(status=status)
+            if detail:
+                entry["error"] = detail
+            _write_manifest(manifest_path, manifest)
+            if status == "ok":
+                log(f"{prefix}: ok ({entry['seconds']:.1f} s)")
+                continue
+            kept = run_dir / f"{nb_path.stem}.failed.ipynb"
+            failure = f"notebook {name} {detail}" + (f"; executed copy: {kept}" if kept.is_file() else "")
+            log(f"{prefix}: {status.upper()} ({entry['seconds']:.1f} s)")
+            break
+    except BaseException as exc:  # Ctrl-C, kill, a full disk...: record it, keep every finished output
+        stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+        for nb in manifest["notebooks"].values():
+            if nb.get("status") == "running":
+                nb["status"] = stopped
+                if stopped == "failed":
+                    nb["error"] = str(exc) or type(exc).__name__
+        manifest.update(status=stopped, ended=_dt.datetime.now().isoformat(timespec="seconds"))
         try:
-            status, detail = _execute(nb_path, run_dir, profile, seed, timeout, data_home)
-        except KeyboardInterrupt:  # Ctrl-C or kill: record it, keep every finished output
-            entry.update(status="interrupted", seconds=round(time.perf_counter() - t0, 1))
-            manifest.update(status="interrupted", ended=_dt.datetime.now().isoformat(timespec="seconds"))
-            write_json(manifest_path, manifest)
-            raise
-        seconds = round(time.perf_counter() - t0, 1)
-        entry.update(status=status, seconds=seconds)
-        if detail:
-            entry["error"] = detail
-        write_json(manifest_path, manifest)
-        if status == "ok":
-            log(f"{prefix}: ok ({seconds:.1f} s)")
-            continue
-        failure = f"notebook {name} {detail}; executed copy: {run_dir / (nb_path.stem + '.failed.ipynb')}"
-        log(f"{prefix}: {status.upper()} ({seconds:.1f} s)")
-        break
+            _write_manifest(manifest_path, manifest)
+        except ImgrecError:
+            pass  # the error being raised already says what is wrong with the disk
+        raise
 
     manifest["ended"] = _dt.datetime.now().isoformat(timespec="seconds")
     manifest["status"] = "failed" if failure else "ok"
     manifest["seconds"] = round(sum(nb.get("seconds", 0) for nb in manifest["notebooks"].values()), 1)
-    write_json(manifest_path, manifest)
+    _write_manifest(manifest_path, manifest)
     if report:
         from .report import write_report
 
-        report_path = write_report(run_dir)
-        log(f"report: {report_path}")
+        try:
+            log(f"report: {write_report(run_dir)}")
+        except ImgrecError as exc:
+            if not failure:
+                raise ImgrecError(f"every notebook ran (manifest: {manifest_path}) but the report was not written: "
+                                  f"{exc}") from None
+            log(f"report not written: {exc}")
     if failure:
         raise ImgrecError(failure)
     log(f"done in {manifest['seconds']:.1f} s; manifest: {manifest_path}")
     return manifest
 
 
+def _parses(path: Path) -> bool:
+    """True when ``path`` is a complete notebook file (JSON with cells), not one cut short."""
+    try:
+        return isinstance(json.loads(path.read_bytes()).get("cells"), list)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _disk_full(run_dir: Path, log_path: Path) -> str | None:
+    """A sentence when the disk holding ``run_dir`` is full (the log says so, or almost nothing is free)."""
+    try:
+        tail = log_path.read_bytes()[-20000:].decode("utf-8", "replace")
+    except OSError:
+        tail = ""
+    try:
+        st = os.statvfs(run_dir)
+        free = st.f_bavail * st.f_frsize
+    except OSError:
+        free = None
+    said = "No space left on device" in tail or "ENOSPC" in tail or "Errno 28" in tail or "disk is full" in tail
+    if not said and (free is None or free > 1 << 20):
+        return None
+    from .errors import _mount_point
+
+    mount = _mount_point(run_dir)
+    where = f" (mounted at {mount}, {free // 1024} KB free)" if mount is not None and free is not None else ""
+    return (f"the disk holding {run_dir} is full{where}: free some space on it, or run into a folder on "
+            "another disk with --out")
+
+
 def _execute(nb_path: Path, run_dir: Path, profile: str, seed: int, timeout: float,
              data_home: str | os.PathLike | None) -> tuple[str, str]:
-    """Run one notebook with papermill in a child process; returns (status, detail)."""
+    """Run one notebook with papermill in a child process; returns (status, detail).
+
+    Only an executed copy that parses is kept (as the notebook, or as ``NAME.failed.ipynb``); a
+    copy cut short, e.g. by a full disk, is removed and the detail says why.
+    """
     params: dict[str, Any] = {"PROFILE": profile, "SEED": seed, "RUN_DIR": str(run_dir)}
     if data_home:
         params["DATA_HOME"] = str(Path(data_home).expanduser().resolve())
     final = run_dir / nb_path.name
     failed = run_dir / f"{nb_path.stem}.failed.ipynb"
     log_path = run_dir / "logs" / f"{nb_path.stem}.log"
-    env = kernel_env(run_dir / "logs")
-    fd, partial_name = tempfile.mkstemp(prefix=f".{nb_path.stem}.", suffix=".partial.ipynb", dir=run_dir)
-    os.close(fd)
-    partial = Path(partial_name)
+    partial: Path | None = None
+    try:
+        env = kernel_env(run_dir / "logs")
+        fd, partial_name = tempfile.mkstemp(prefix=f".{nb_path.stem}.", suffix=".partial.ipynb", dir=run_dir)
+        os.close(fd)
+        partial = Path(partial_name)
+        os.chmod(partial, file_mode())  # papermill writes into this file: the copy gets open()'s mode
+        log_file = open(log_path, "w")
+    except OSError as exc:
+        if partial is not None and partial.exists():
+            partial.unlink()
+        raise os_error(exc, exc.filename or run_dir, "write") from None
     cmd = [sys.executable, "-m", "papermill", str(nb_path), str(partial), "-y", json.dumps(params),
            "--cwd", str(nb_path.parent), "--kernel", "python3", "--no-progress-bar", "--log-output"]
     try:
-        with open(log_path, "w") as log_file:
+        with log_file:
             proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
                                     preexec_fn=_own_group_dying_with_parent)
             try:
@@ -322,9 +477,14 @@ def _execute(nb_path: Path, run_dir: Path, profile: str, seed: int, timeout: flo
             except KeyboardInterrupt:
                 _kill_group(proc)
                 raise
+        full = _disk_full(run_dir, log_path) if code != 0 or not _parses(partial) else None
         if code != 0:
-            _keep_failed(partial, failed)
-            return "failed", f"failed in {_failing_cell(failed)} (log: {log_path})"
+            kept = _keep_failed(partial, failed)
+            where = _failing_cell(failed) if kept else "a cell (no readable executed copy was written)"
+            return "failed", f"failed in {where}{'; ' + full if full else ''} (log: {log_path})"
+        if not _parses(partial):
+            return "failed", (f"failed: {full or 'its executed copy could not be written completely'}; "
+                              f"the previous copy is unchanged (log: {log_path})")
         os.replace(partial, final)  # only a complete executed copy replaces the previous one
         if failed.exists():
             failed.unlink()
@@ -374,10 +534,13 @@ def _kill_group(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _keep_failed(partial: Path, failed: Path) -> None:
-    if partial.exists() and partial.stat().st_size > 0:
+def _keep_failed(partial: Path, failed: Path) -> bool:
+    """Keep the executed copy of a failed notebook as ``failed`` if it parses; True when kept."""
+    if _parses(partial):
         os.replace(partial, failed)
+        return True
+    return False
 
 
 __all__ = ["Lesson", "start_lesson", "set_seed", "run_course", "course_notebooks", "versions",
-           "default_run_dir", "PROFILES"]
+           "default_run_dir", "read_manifest", "PROFILES"]
