@@ -60,11 +60,11 @@ def _predict(args: argparse.Namespace) -> int:
     from .data import check_image_file, data_home
 
     if args.list:
-        from . import pretrained
+        from . import applications, weights
 
-        pretrained.prepare_keras_cache(data_home(args.data_home))
-        for name in pretrained.APPLICATIONS:
-            print(f"{name:18} {pretrained.display_name(name):28} {pretrained.weights_status(name)}")
+        weights.prepare_keras_cache(data_home(args.data_home))
+        for name in applications.APPLICATIONS:
+            print(f"{name:18} {applications.display_name(name):28} {weights.weights_status(name)}")
         return 0
     if not args.model or not args.images:
         raise ImgrecError("usage: imgrec predict MODEL IMAGE [IMAGE ...] (or imgrec predict --list)")

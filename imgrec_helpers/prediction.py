@@ -96,12 +96,13 @@ class Predictor:
         """Top-``k`` predictions for one image file of any size or mode."""
         image = data.load_image(path, self.image_size)
         if self.kind == "imagenet":
-            from . import pretrained
+            from .applications import application
 
-            batch = pretrained.preprocess_input(self.name, data.images_to_batch(image))
+            module = application(self.name).keras_module()  # e.g. keras.applications.vgg16
+            batch = module.preprocess_input(data.images_to_batch(image).astype(np.float32))
             probs = self.model.predict(batch, verbose=0)
-            return [Prediction(label, float(p), wnid)
-                    for wnid, label, p in pretrained.decode_predictions(self.name, probs, top=k)[0]]
+            return [Prediction(str(label), float(p), str(wnid))
+                    for wnid, label, p in module.decode_predictions(probs, top=k)[0]]
         return predict_image(self.model, image, self.class_names or [], self.input_scale, k)
 
 
@@ -119,11 +120,11 @@ def load_predictor(spec: str, data_home: str | os.PathLike | None = None) -> Pre
             raise ModelError(f"{path}: the model does not say its input size; save it with a fixed input shape")
         return Predictor(path.name, model, (int(width), int(height)), "saved", list(names),
                          info.get("input_scale", "0-1"))
-    from . import pretrained
+    from . import applications, weights
 
-    pretrained.prepare_keras_cache(data.data_home(data_home))
-    model = pretrained.load_application(spec)
-    size = pretrained.input_size(spec)
+    weights.prepare_keras_cache(data.data_home(data_home))
+    model = applications.load_application(spec)
+    size = applications.input_size(spec)
     return Predictor(spec, model, (size, size), "imagenet")
 
 
