@@ -109,14 +109,14 @@ def _transfer64(data_home: Any) -> tuple[float, float, float]:
     """Seconds for features of the 64 dog/not-dog photos + head training; returns (extract, train, total)."""
     import keras
 
-    from . import data, pretrained
+    from . import applications, data, pretrained
 
     folder = data.load_image_folder(data.data_home(data_home) / "images" / "dog_vs_notdog", 224)
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
-    base = pretrained.load_application("mobilenet-0.25", include_top=False, pooling="avg")
+    base = applications.load_application("mobilenet-0.25", include_top=False, pooling="avg")
     start = time.perf_counter()
-    features = pretrained.extract_features("mobilenet-0.25", base, folder.images)
+    features = base.predict(keras.applications.mobilenet.preprocess_input(folder.images), batch_size=128, verbose=0)
     extracted = time.perf_counter() - start
     head = pretrained.build_feature_head(features.shape[1:], 2, hidden=0)
     labels = (np.asarray(folder.class_names)[folder.labels] == "dog").astype(np.float32)
@@ -132,15 +132,15 @@ def _inference(images: np.ndarray, policies: dict[str, str], batch_size: int = 3
     median of ``rounds`` timed passes, taking turns."""
     import keras
 
-    from . import pretrained
+    from . import applications
 
-    batch = pretrained.preprocess_input("mobilenet-0.25", images)
+    batch = keras.applications.mobilenet.preprocess_input(images.astype(np.float32))
     built = {}
     previous = keras.config.dtype_policy()
     for name, policy in policies.items():
         keras.config.set_dtype_policy(policy)  # the benchmark's own process: restored below
         try:
-            built[name] = pretrained.load_application("mobilenet-0.25")
+            built[name] = applications.load_application("mobilenet-0.25")
         finally:
             keras.config.set_dtype_policy(previous)
         built[name].predict(batch[:batch_size], batch_size=batch_size, verbose=0)  # warm up
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-home", help="datasets and weights (default: $IMGREC_DATA_HOME or data/)")
     args = parser.parse_args(argv)
 
-    from . import data, hardware, pretrained, training
+    from . import data, hardware, training, weights
     from .errors import ImgrecError
 
     home = data.data_home(args.data_home)
@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
               f"float32 {plain_ips:,.0f} images/s: {course_ips / plain_ips:.2f}x ({precision} vs float32, batch 32)")
         return f"{course_ips / plain_ips:.1f}x"
 
-    pretrained.prepare_keras_cache(home)
+    weights.prepare_keras_cache(home)
     figure("transfer64", transfer)
     figure("infer_speedup", inference)
     for reason in reasons:

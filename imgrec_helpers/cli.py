@@ -136,11 +136,11 @@ def _predict(args: argparse.Namespace) -> int:
     _data_home_checked(args.data_home)
     if args.list:
         import_tensorflow()
-        from . import data, pretrained
+        from . import applications, data, weights
 
-        pretrained.prepare_keras_cache(data.data_home(args.data_home))
-        for name in pretrained.APPLICATIONS:
-            _print(f"{name:18} {pretrained.display_name(name):28} {pretrained.weights_status(name)}")
+        weights.prepare_keras_cache(data.data_home(args.data_home))
+        for name in applications.APPLICATIONS:
+            _print(f"{name:18} {applications.display_name(name):28} {weights.weights_status(name)}")
         return 0
     if not args.model or not args.images:
         raise ImgrecError("usage: imgrec predict MODEL IMAGE [IMAGE ...] [--top K] [--json] (or imgrec predict --list)")

@@ -106,12 +106,13 @@ class Predictor:
         """Top-``k`` predictions for a batch of RGB uint8 images at :attr:`image_size`, in one call
         of the model (``predict_on_batch``: the whole batch at once, without ``predict``'s per-call set-up)."""
         if self.kind == "imagenet":
-            from . import pretrained
+            from .applications import application
 
-            batch = pretrained.preprocess_input(self.name, images)
+            module = application(self.name).keras_module()  # e.g. keras.applications.vgg16
+            batch = module.preprocess_input(np.asarray(images, dtype=np.float32))
             probs = np.asarray(self.model.predict_on_batch(batch))
-            return [[Prediction(label, float(p), wnid) for wnid, label, p in row]
-                    for row in pretrained.decode_predictions(self.name, probs, top=k)]
+            return [[Prediction(str(label), float(p), str(wnid)) for wnid, label, p in row]
+                    for row in module.decode_predictions(probs, top=k)]
         probs = np.asarray(self.model.predict_on_batch(scale_pixels(images, self.input_scale)))
         return [top_k(row, self.class_names or [], k) for row in probs]
 
@@ -160,9 +161,9 @@ def check_model_spec(spec: str) -> str:
     if spec.endswith(".keras") or os.path.exists(spec):
         check_model_file(spec)
         return "saved"
-    from . import pretrained
+    from .applications import application
 
-    pretrained.application(spec)  # lists the known names for a typo
+    application(spec)  # lists the known names for a typo
     return "imagenet"
 
 
@@ -194,11 +195,11 @@ def load_predictor(spec: str, data_home: str | os.PathLike | None = None) -> Pre
         model = load_model(path, compile=False)  # predictions need no optimizer state
         size = _check_saved_model(path, model, list(names))
         return Predictor(path.name, model, size, "saved", list(names), info.get("input_scale", "0-1"))
-    from . import pretrained
+    from . import applications, weights
 
-    pretrained.prepare_keras_cache(data.data_home(data_home))
-    model = pretrained.load_application(spec)
-    size = pretrained.input_size(spec)
+    weights.prepare_keras_cache(data.data_home(data_home))
+    model = applications.load_application(spec)
+    size = applications.input_size(spec)
     return Predictor(spec, model, (size, size), "imagenet")
 
 

@@ -1,0 +1,49 @@
+"""ImageNet facts lesson 03 checks its predictions against: class ids (wnids) and top-1 accuracy.
+
+Keras' ``decode_predictions`` turns a model's 1,000 probabilities into ``(wnid, label, probability)``
+rows, best first. Lesson 03 asserts that its cat photos get a house-cat class and the coffee photo an
+"espresso", and measures top-1 accuracy on ImageNet photos whose file name starts with their wnid
+(``n02088364_beagle.jpg``); lesson 05 compares that record with the others.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .errors import ImageError
+
+IMAGENET_TRAIN_IMAGES = 1_281_167
+"""Images in the ImageNet-1k training set, what every ``weights="imagenet"`` model learned from (lesson 03)."""
+
+DOMESTIC_CAT_WNIDS: dict[str, str] = {
+    "n02123045": "tabby", "n02123159": "tiger_cat", "n02123394": "Persian_cat",
+    "n02123597": "Siamese_cat", "n02124075": "Egyptian_cat",
+}
+"""ImageNet's five house-cat classes: lesson 03 checks a cat photo gets one of them in its top 5."""
+
+ESPRESSO_WNID = "n07920052"
+"""ImageNet's "espresso" class (lesson 03 checks the coffee photo)."""
+
+
+def wnid_from_filename(path: str | os.PathLike) -> str | None:
+    """The ImageNet class id at the start of a file name such as ``n02088364_beagle.jpg`` (lesson 03)."""
+    stem = Path(path).name.split("_", 1)[0]
+    return stem if len(stem) == 9 and stem[0] == "n" and stem[1:].isdigit() else None
+
+
+def top1_accuracy(decoded: Sequence[Sequence[tuple]], paths: Sequence[str | os.PathLike]) -> tuple[float, int]:
+    """Top-1 accuracy of ``decode_predictions`` rows against the wnid in each file name (lesson 03's record).
+
+    Returns ``(accuracy, number of photos with a wnid)``; photos without one are skipped.
+    """
+    pairs = [(str(row[0][0]), wnid_from_filename(p)) for row, p in zip(decoded, paths)]
+    pairs = [(pred, true) for pred, true in pairs if true is not None]
+    if not pairs:
+        raise ImageError("no file name starts with an ImageNet wnid (e.g. n02088364_beagle.jpg)")
+    return float(np.mean([pred == true for pred, true in pairs])), len(pairs)
+
+
+__all__ = ["IMAGENET_TRAIN_IMAGES", "DOMESTIC_CAT_WNIDS", "ESPRESSO_WNID", "wnid_from_filename", "top1_accuracy"]
