@@ -28,6 +28,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import nbformat
 
@@ -130,12 +131,22 @@ def sync_notebooks(folder: str | os.PathLike = DEFAULT_DIR, course: str | os.Pat
     state_path = folder / STATE_FILE
     state = _read_state(state_path)
     report = SyncReport(folder)
+    try:
+        _sync(lessons, folder, state, report)
+    except OSError as exc:
+        raise ImgrecError(f"cannot update your copy {exc.filename}: {exc.strerror}; check its permissions") from None
+    with atomic_path(state_path) as tmp:
+        tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
+    return report
+
+
+def _sync(lessons: list[Path], folder: Path, state: dict[str, dict[str, str]], report: SyncReport) -> None:
     for source in lessons:
         name = source.name
         target, new_copy = folder / name, folder / new_version_name(name)
         try:
             version = student_version(source)
-        except (OSError, ValueError) as exc:
+        except (OSError, ValueError, nbformat.ValidationError) as exc:
             raise ImgrecError(f"{source}: not a readable notebook ({exc}); update the course (git pull)") from None
         latest = _sha256(version)
         started_from = state["copied"].get(name)
@@ -163,9 +174,6 @@ def sync_notebooks(folder: str | os.PathLike = DEFAULT_DIR, course: str | os.Pat
         state["offered"].pop(name, None)
         if new_copy.exists() and _sha256(new_copy.read_bytes()) == latest:
             new_copy.unlink()                                 # adopted or no longer needed
-    with atomic_path(state_path) as tmp:
-        tmp.write_text(json.dumps(state, indent=1, sort_keys=True) + "\n")
-    return report
 
 
 def lab_env(base: dict[str, str] | None = None) -> dict[str, str]:
@@ -192,7 +200,7 @@ def lab_command(folder: str | os.PathLike, port: int | None = None, open_browser
 
 
 def start_lab(folder: str | os.PathLike = DEFAULT_DIR, port: int | None = None, open_browser: bool = True,
-              print_only: bool = False, log=print) -> int:
+              print_only: bool = False, log: Callable[[str], None] = print) -> int:
     """``imgrec lab``: copy the lessons into ``folder`` (:func:`sync_notebooks`), then run JupyterLab on it
     until it is stopped (Ctrl-C); with ``print_only`` print the command instead. Returns the exit status."""
     report = sync_notebooks(folder)

@@ -7,6 +7,7 @@ background by tests/conftest.py) and checked here from every side:
 - a clean session: no error, no stderr output and no TensorFlow C++ log line in any output (the kernels
   capture file-descriptor output as JupyterLab's do), the figures drawn inline, nothing of it in the
   command's own output either;
+- one line per epoch when training headless (``lesson.verbose`` is 2 there);
 - the result records and the report;
 - the same seed gives the same results: lesson 02 run again into another folder records the same numbers.
 """
@@ -82,6 +83,21 @@ def test_executed_notebook_is_clean(run, path):
     assert not errors and not stderr and not tf_log, f"cell index: output -- {errors + stderr + tf_log}"
     if "plots." in "".join(c.source for c in executed.cells if c.cell_type == "code"):
         assert any("image/png" in o.get("data", {}) for _, o in outputs), "no figure drawn inline"
+
+
+def test_headless_training_prints_one_line_per_epoch(run):
+    """``imgrec run`` sets IMGREC_HEADLESS=1, so ``verbose=lesson.verbose`` is 2: "Epoch k/N" and one line
+    with the epoch's figures, no progress bar (carriage returns, backspaces) in any executed notebook."""
+    fits = 0
+    for path in NOTEBOOKS:
+        for cell in nbformat.read(run.out / path.name, as_version=4).cells:
+            text = "".join(o.text for o in cell.get("outputs", []) if o.output_type == "stream")
+            assert "\r" not in text and "\b" not in text, f"{path.name}: a progress bar in a headless run"
+            epochs = re.findall(r"^Epoch \d+/\d+$", text, re.M)
+            if epochs:
+                fits += 1
+                assert len(re.findall(r"^\d+/\d+ - \d+m?s - .*loss: ", text, re.M)) == len(epochs), text[:600]
+    assert fits >= 1  # lesson 02 at least trains with verbose=lesson.verbose
 
 
 def test_result_records_and_report(run):

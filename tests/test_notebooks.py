@@ -98,3 +98,34 @@ def test_the_reference_check_can_fail():
     assert nbtools.checked_output_differences(committed, bar) == []
     del bar.cells[checked[0]]
     assert "not in the executed copy" in nbtools.checked_output_differences(committed, bar)[0]
+
+
+@pytest.mark.slow
+def test_headless_kernels_show_what_jupyterlab_shows_but_no_tensorflow_start_up(tmp_path):
+    """Kernels started with ``running.kernel_env`` capture file-descriptor output, as JupyterLab's do: a
+    line written to fd 2 appears in the notebook as stderr (a bare ``import tensorflow`` there shows its
+    C++ start-up log), while TensorFlow started by ``quiet.import_tensorflow`` leaves no output."""
+    import papermill
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("from imgrec_helpers import quiet\nquiet.import_tensorflow()\n"
+                                          "import tensorflow as tf\ntf.config.list_physical_devices('GPU')"),
+                nbformat.v4.new_code_cell("import os\nos.write(2, b'written to fd 2\\n')\nimport time; time.sleep(0.5)"),
+                nbformat.v4.new_code_cell("import matplotlib, os\nprint(os.environ['IMGREC_HEADLESS'], matplotlib.get_backend())")]
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    import os
+
+    old = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(running.kernel_env(tmp_path))  # papermill's kernel inherits this process's environment
+    try:
+        executed = papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"),
+                                              kernel_name="python3", progress_bar=False)
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    start_up, fd2, env = (c.outputs for c in executed.cells)
+    assert [o for o in start_up if o.output_type != "execute_result"] == []  # no TensorFlow log, no stderr
+    assert [(o.name, o.text) for o in fd2] == [("stderr", "written to fd 2\n")]
+    assert [o.text for o in env] == ["1 module://matplotlib_inline.backend_inline\n"]  # inline, though the caller had Agg
