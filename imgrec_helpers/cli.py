@@ -1,5 +1,5 @@
 """The ``imgrec`` command: ``run`` the course, ``report`` a run, ``predict`` images, ``evaluate`` a
-model on a labelled folder, ``bench``.
+model on a labelled folder, ``bench``, and ``lab`` (JupyterLab on the student's own copies).
 
 Errors are one line on standard error, starting with ``error:``, with exit status 2 and no
 traceback: bad arguments (argparse's own messages included), missing or unreadable files, unknown
@@ -97,6 +97,12 @@ def _parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure training and inference speed against plain Keras")
     bench.add_argument("--quick", action="store_true", help="smaller measurements: under 10 minutes on 2 cores")
     bench.add_argument("--data-home", metavar="DIR", help="datasets and weights (default: $IMGREC_DATA_HOME or data/)")
+
+    lab = sub.add_parser("lab", help="copy the lessons into your own folder and open JupyterLab there")
+    lab.add_argument("--dir", metavar="DIR", help="your notebooks' folder (default: my-notebooks/ in the repository)")
+    lab.add_argument("--port", type=int, metavar="N", help="JupyterLab's port (default: JupyterLab's, 8888 or the next free)")
+    lab.add_argument("--no-browser", action="store_true", help="do not open a browser; JupyterLab prints the address")
+    lab.add_argument("--print-only", action="store_true", help="copy the lessons, print the JupyterLab command, start nothing")
 
     return parser
 
@@ -216,6 +222,11 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         _print(str(write_report(args.run_dir)))
         return 0
+    if args.command == "lab":
+        from . import lab
+
+        return lab.start_lab(args.dir or lab.DEFAULT_DIR, port=args.port, open_browser=not args.no_browser,
+                             print_only=args.print_only)
     return 1
 
 

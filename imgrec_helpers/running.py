@@ -508,17 +508,25 @@ def _own_group_dying_with_parent() -> None:  # runs in the child before papermil
 
 
 def kernel_env(folder: Path) -> dict[str, str]:
-    """Environment for headless notebook kernels (``imgrec run``, the nbval test).
+    """Environment for headless notebook kernels (``imgrec run``, the tests): the caller's, set up so that
+    an executed notebook shows what a student sees in JupyterLab.
 
-    TensorFlow's C++ start-up messages go to the log, not into the executed notebook: the kernel
-    gets an IPython profile (written under ``folder``) that does not capture file-descriptor output.
+    - ``IMGREC_HEADLESS=1``: ``lesson.verbose`` gives one line per epoch instead of a progress bar.
+    - The kernel captures file-descriptor output as JupyterLab's does (anything TensorFlow's C++ code
+      writes would appear in the notebook, so the tests can check that nothing does), from an IPython
+      profile written under ``folder``, so a user's own IPython start-up files do not change a run.
+    - TensorFlow's C++ log level 3 unless set (:func:`imgrec_helpers.quiet.import_tensorflow`).
+    - No ``MPLBACKEND``: a non-interactive backend such as ``Agg`` (common in CI) would leave the figures
+      out of the executed notebooks; the kernel draws them inline, as in JupyterLab.
     """
     ipython_dir = Path(folder) / "ipython"
     (ipython_dir / "profile_default").mkdir(parents=True, exist_ok=True)
     (ipython_dir / "profile_default" / "ipython_kernel_config.py").write_text(
-        "c.IPKernelApp.capture_fd_output = False\n")
-    return dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
-                PYTHONUNBUFFERED="1", IPYTHONDIR=str(ipython_dir), IMGREC_HEADLESS="1")
+        "c.IPKernelApp.capture_fd_output = True  # as in JupyterLab\n")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
+               PYTHONUNBUFFERED="1", IPYTHONDIR=str(ipython_dir), IMGREC_HEADLESS="1")
+    env.pop("MPLBACKEND", None)
+    return env
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -7,10 +7,15 @@
 - ``python tools/nbtools.py refresh-reference RUN_DIR``: copy the outputs of the
   ``# NBVAL_CHECK_OUTPUT`` cells from executed copies in RUN_DIR (e.g. a smoke run) into the
   committed notebooks, after checking the rest of the cell sources are identical.
+- ``python tools/nbtools.py check RUN_DIR``: compare the ``# NBVAL_CHECK_OUTPUT`` cells of the executed
+  copies in RUN_DIR with the committed references, by nbval's rules (what the tests do with the one
+  smoke run they share, instead of letting nbval execute every notebook a second time).
 """
 from __future__ import annotations
 
+import re
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 import nbformat
@@ -66,6 +71,68 @@ def refresh_reference(run_dir: Path, notebooks: Path) -> None:
         print(f"refreshed {src.name}")
 
 
+# nbval's comparison (nbval 0.11, ``--nbval-lax``: only marked cells are compared): stream outputs of one
+# name are joined, backspaces and carriage returns applied; then, per stream name or MIME type (images,
+# metadata, tracebacks and execution counts left out), the list of values must be equal.
+_SKIPPED = {"image/png", "image/jpeg", "application/vnd.jupyter.widget-view+json"}
+_BACKSPACE = re.compile(r"[^\n]\b")
+_CARRIAGE_RETURN = re.compile(r"^.*\r(?=[^\n])", re.M)
+
+
+def comparable(outputs) -> dict[str, list]:
+    """A cell's outputs as nbval compares them: ``{stream name or MIME type or "error": [values]}``."""
+    out: dict[str, list] = defaultdict(list)
+    streams: dict[str, str] = {}
+    for o in outputs:
+        if o["output_type"] == "stream":
+            streams[o["name"]] = streams.get(o["name"], "") + "".join(o["text"])
+        elif o["output_type"] == "error":
+            out["error"].append(f"{o['ename']}: {o['evalue']}")
+        else:
+            for mime, value in o.get("data", {}).items():
+                if mime not in _SKIPPED:
+                    out[mime].append("".join(value) if isinstance(value, list) else value)
+    for name, text in streams.items():
+        previous = None
+        while previous != text:
+            previous, text = text, _BACKSPACE.sub("", text)
+        out[name].append(_CARRIAGE_RETURN.sub("", text))
+    return dict(out)
+
+
+def checked_output_differences(committed: nbformat.NotebookNode, executed: nbformat.NotebookNode) -> list[str]:
+    """One line per ``# NBVAL_CHECK_OUTPUT`` cell of ``committed`` whose output in ``executed`` differs
+    from its reference (or that ``executed`` lacks); empty when all match."""
+    by_source = {c.source: c for c in executed.cells if c.cell_type == "code"}
+    problems = []
+    for cell in committed.cells:
+        if cell.cell_type != "code" or CHECK_MARK not in cell.source:
+            continue
+        first = next((line for line in cell.source.splitlines() if line and CHECK_MARK not in line), "")[:60]
+        ran = by_source.get(cell.source)
+        if ran is None:
+            problems.append(f"[{first}]: not in the executed copy (cell changed? refresh-reference)")
+            continue
+        want, got = comparable(cell.outputs), comparable(ran.outputs)
+        if want != got:
+            problems.append(f"[{first}]: expected {want!r}, got {got!r}")
+    return problems
+
+
+def check(run_dir: Path, notebooks: Path) -> int:
+    failed = 0
+    for src in sorted(notebooks.glob("[0-9][0-9]_*.ipynb")):
+        executed = run_dir / src.name
+        if not executed.is_file():
+            print(f"{src.name}: no executed copy in {run_dir}")
+            failed += 1
+            continue
+        problems = checked_output_differences(nbformat.read(src, as_version=4), nbformat.read(executed, as_version=4))
+        print(f"{src.name}: " + ("checked outputs match" if not problems else "\n  ".join(["DIFFERS", *problems])))
+        failed += bool(problems)
+    return 1 if failed else 0
+
+
 def main(argv: list[str]) -> int:
     if len(argv) >= 2 and argv[0] == "clean":
         for name in argv[1:]:
@@ -75,6 +142,8 @@ def main(argv: list[str]) -> int:
     if len(argv) == 2 and argv[0] == "refresh-reference":
         refresh_reference(Path(argv[1]), Path(__file__).resolve().parent.parent / "notebooks")
         return 0
+    if len(argv) == 2 and argv[0] == "check":
+        return check(Path(argv[1]), Path(__file__).resolve().parent.parent / "notebooks")
     print(__doc__)
     return 2
 
