@@ -6,6 +6,11 @@ Python setting can reach its logger: ``TF_CPP_MIN_LOG_LEVEL`` does not silence t
 JupyterLab they appear as a red block under the first cell. :func:`import_tensorflow` imports
 TensorFlow and Keras once with file descriptor 2 pointed at a temporary file, then restores it and
 passes on every line that is not one of those known start-up notices, so real errors still show.
+
+Two Python-level notices that say nothing to a student are silenced at the same time, and only
+these: Keras 3.15's "`shuffle=True` was passed, but will be ignored" warning at every ``fit`` on a
+``tf.data.Dataset`` (lesson 04), and TensorFlow's "retracing" notices when a lesson predicts with
+several models (the ``tensorflow`` logger is set to ERROR).
 """
 from __future__ import annotations
 
@@ -13,6 +18,7 @@ import os
 import re
 import sys
 import tempfile
+import warnings
 
 _NOISE = re.compile(
     r"^(?:[IWE]\d{4} [\d:. ]+\d+ \S+:\d+\]"          # absl/TF C++ log lines: I0000 00:00:... file.cc:12]
@@ -49,3 +55,5 @@ def import_tensorflow() -> None:
                     if line.strip() and not _NOISE.match(line)]
     if kept:
         print("\n".join(kept), file=sys.stderr)
+    warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed", category=UserWarning)
+    tf.get_logger().setLevel("ERROR")
