@@ -53,6 +53,20 @@ def write_archive(path: Path, batches, mode: str = "w:gz", folder: str = "cifar-
     return path
 
 
+def write_notebook(path: Path, *sources: str) -> Path:
+    """A course-style notebook at ``path``: a parameters cell (PROFILE, SEED, RUN_DIR, DATA_HOME), then
+    one code cell per source (tests of the runner)."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('PROFILE = "quick"\nSEED = 42\nRUN_DIR = ""\nDATA_HOME = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params] + [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, path)
+    return path
+
+
 @pytest.fixture
 def isolated_cache(tmp_path, monkeypatch) -> Path:
     """Extraction cache in a temp folder, so tests never touch ~/.cache/imgrec."""

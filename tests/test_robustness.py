@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO, fake_batches, write_archive, write_batches
+from conftest import REPO, fake_batches, write_archive, write_batches, write_notebook
 from imgrec_helpers import data, persistence
 from imgrec_helpers.errors import DataError, ImageError
 
@@ -484,18 +484,6 @@ def test_ctrl_c_in_predict_does_not_suggest_resume(models, public):
 # --------------------------------------------------------------------------------------------
 
 
-def _notebook(path: Path, *sources: str) -> Path:
-    import nbformat
-
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('PROFILE = "quick"\nSEED = 42\nRUN_DIR = ""\nDATA_HOME = ""')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params] + [nbformat.v4.new_code_cell(s) for s in sources]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
-
-
 def _run_script(folder: Path) -> str:
     """`imgrec ARGS` with the runner pointed at a folder of test notebooks."""
     return ("import functools, sys; from imgrec_helpers import cli, running; "
@@ -506,8 +494,8 @@ def _run_script(folder: Path) -> str:
 def test_disk_full_during_a_run_leaves_only_files_that_parse(public, small_disk):
     course = public / "nb"
     course.mkdir()
-    _notebook(course / "01_fine.ipynb", "print('one')")
-    _notebook(course / "02_fill.ipynb", "print('x' * 2000)",
+    write_notebook(course / "01_fine.ipynb", "print('one')")
+    write_notebook(course / "02_fill.ipynb", "print('x' * 2000)",
               "import pathlib\ntry:\n    with open(pathlib.Path(RUN_DIR, 'big.bin'), 'wb') as f:\n"
               "        for _ in range(400): f.write(b'x' * 65536)\nexcept OSError as exc:\n    print(exc)",
               "print('y' * 300_000)  # papermill cannot save this: its copy is cut short")
@@ -545,7 +533,7 @@ with persistence.atomic_dir(folder / "extracted") as tmp:
 def test_run_outputs_respect_the_umask(public):
     course = public / "nb"
     course.mkdir()
-    _notebook(course / "01_fine.ipynb", "print('one')")
+    write_notebook(course / "01_fine.ipynb", "print('one')")
     out = public / "run"
     script = "import os; os.umask(0o022); " + _run_script(course)
     proc = imgrec("run", "--out", str(out), "--profile", "smoke", script=script)

@@ -4,20 +4,12 @@ from __future__ import annotations
 import json
 
 import nbformat
+
 import pytest
 
+from conftest import write_notebook
 from imgrec_helpers import profiles, running
 from imgrec_helpers.errors import ImgrecError
-
-
-def _notebook(path, *sources):
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell('PROFILE = "quick"\nSEED = 42\nRUN_DIR = ""\nDATA_HOME = ""')
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params] + [nbformat.v4.new_code_cell(s) for s in sources]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-    return path
 
 
 WRITE_MARK = "import pathlib; pathlib.Path(RUN_DIR, f'{PROFILE}-{SEED}.txt').write_text('ran')"
@@ -27,8 +19,8 @@ WRITE_MARK = "import pathlib; pathlib.Path(RUN_DIR, f'{PROFILE}-{SEED}.txt').wri
 def course(tmp_path):
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    _notebook(folder / "01_first.ipynb", WRITE_MARK, "print('hello from 01')")
-    _notebook(folder / "02_second.ipynb", "x = 1", "raise ValueError('broken on purpose')")
+    write_notebook(folder / "01_first.ipynb", WRITE_MARK, "print('hello from 01')")
+    write_notebook(folder / "02_second.ipynb", "x = 1", "raise ValueError('broken on purpose')")
     return folder
 
 
@@ -68,7 +60,7 @@ def test_resume_skips_completed_notebooks(course, tmp_path):
     with pytest.raises(ImgrecError):
         running.run_course("smoke", out, notebooks_dir=course, report=False, log=lambda s: None)
     (out / "smoke-42.txt").unlink()
-    _notebook(course / "02_second.ipynb", "print('fixed')")  # the student fixes notebook 02
+    write_notebook(course / "02_second.ipynb", "print('fixed')")  # the student fixes notebook 02
     lines = []
     manifest = running.run_course("smoke", out, notebooks_dir=course, resume=True, report=False, log=lines.append)
     assert manifest["status"] == "ok" and not (out / "smoke-42.txt").exists()  # 01 was not run again
@@ -78,10 +70,10 @@ def test_resume_skips_completed_notebooks(course, tmp_path):
         running.run_course("quick", out, notebooks_dir=course, resume=True, report=False, log=lambda s: None)
 
 
-def test_timeout_names_the_notebook(tmp_path):
+def test_timeout_names_thewrite_notebook(tmp_path):
     folder = tmp_path / "nb"
     folder.mkdir()
-    _notebook(folder / "01_slow.ipynb", "import time; time.sleep(120)")
+    write_notebook(folder / "01_slow.ipynb", "import time; time.sleep(120)")
     with pytest.raises(ImgrecError, match=r"01_slow.ipynb timed out after 8 s"):
         running.run_course("smoke", tmp_path / "run", notebooks_dir=folder, timeout=8, report=False,
                            log=lambda s: None)
@@ -121,8 +113,8 @@ def test_killed_run_keeps_previous_outputs_and_the_next_run_works(tmp_path):
 
     folder = tmp_path / "nb"
     folder.mkdir()
-    _notebook(folder / "01_fast.ipynb", "print('one')")
-    _notebook(folder / "02_slow.ipynb", "import time, os; time.sleep(float(os.environ.get('SLOW', '0')))",
+    write_notebook(folder / "01_fast.ipynb", "print('one')")
+    write_notebook(folder / "02_slow.ipynb", "import time, os; time.sleep(float(os.environ.get('SLOW', '0')))",
               "print('two')")
     out = tmp_path / "run"
     running.run_course("smoke", out, notebooks_dir=folder, report=False, log=lambda s: None)
@@ -161,7 +153,7 @@ def test_sigterm_is_recorded_as_interrupted(tmp_path):
 
     folder = tmp_path / "nb"
     folder.mkdir()
-    _notebook(folder / "01_slow.ipynb", "import time; time.sleep(60)")
+    write_notebook(folder / "01_slow.ipynb", "import time; time.sleep(60)")
     out = tmp_path / "run"
     script = ("import signal, sys; from imgrec_helpers import cli, running; "
               "signal.signal(signal.SIGTERM, cli._interrupt); "

@@ -63,18 +63,24 @@ def test_feature_head_binary_and_multiclass():
     multi.fit(np.zeros((40, 4, 4, 8), np.float32), y10, epochs=1, verbose=0)
 
 
-def test_freezing_whole_base_and_selected_layers():
+def _fine_tune_from(base, fine_tune_at: int) -> None:
+    """Lesson 04's fine-tuning loop: layers from ``fine_tune_at`` on become trainable, batch normalisation stays frozen."""
     import keras
 
-    base = _small_base()
-    assert models.parameter_counts(base)["trainable"] == 0
-    fine_tune_at = len(base.layers) - 6
     base.trainable = True
     for layer in base.layers[:fine_tune_at]:
         layer.trainable = False
     for layer in base.layers[fine_tune_at:]:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
+
+
+def test_freezing_whole_base_and_selected_layers():
+    import keras
+
+    base = _small_base()
+    assert models.parameter_counts(base)["trainable"] == 0
+    _fine_tune_from(base, len(base.layers) - 6)
     counts = models.parameter_counts(base)
     assert 0 < counts["trainable"] < counts["total"]
     assert all(not layer.trainable for layer in base.layers if isinstance(layer, keras.layers.BatchNormalization))
@@ -148,13 +154,7 @@ def test_alpaca_recipe_frozen_augmented_fine_tuned_and_reloaded(tmp_path):
     assert models.parameter_counts(alpaca)["trainable"] == frozen["trainable"]
     alpaca.fit(images, labels, epochs=1, verbose=0)
 
-    fine_tune_at = len(base.layers) - 5
-    base.trainable = True
-    for layer in base.layers[:fine_tune_at]:
-        layer.trainable = False
-    for layer in base.layers[fine_tune_at:]:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.trainable = False
+    _fine_tune_from(base, len(base.layers) - 5)
     alpaca.compile(optimizer=keras.optimizers.Adam(1e-4), loss="binary_crossentropy", metrics=["accuracy"])
     assert models.parameter_counts(alpaca)["trainable"] > frozen["trainable"]
     # what the optimizer will update: the unfrozen convolution, not the frozen ones, no batch normalisation
