@@ -1,9 +1,14 @@
-"""Training and evaluation: numeric precision, timed fitting, test accuracy, confusion matrices.
+"""Training plumbing: CPU speed settings, numeric precision, test accuracy, confusion matrices.
 
-Used by lesson 02 (the CNN from scratch), 04 (transfer learning heads) and 05 (the data-efficiency curve).
+Lessons 02 and 05 call ``compile``/``fit``/``evaluate`` themselves; this module chooses *how fast* they
+run (:func:`apply_cpu_environment`, :func:`choose_precision`) and holds the arithmetic that is not the
+lesson (confusion matrix, epochs per curve point). Lesson 04 still uses :func:`fit`,
+:func:`join_histories` and :func:`evaluate_accuracy`.
 """
 from __future__ import annotations
 
+import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -13,6 +18,49 @@ import numpy as np
 from . import hardware
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+
+CPU_ENVIRONMENT: dict[str, str] = {"TF_ENABLE_ONEDNN_OPTS": "1"}
+"""Environment settings the course adopts for training on CPUs, read by TensorFlow when it is imported.
+
+``TF_ENABLE_ONEDNN_OPTS=1``: TensorFlow's oneDNN kernels also on CPUs where TensorFlow leaves them off by
+default (AMD, older Intel). Measured with ``imgrec bench --levers --emulate-avx2`` (float32 reference CNN,
+oneDNN capped at AVX2, alternating processes): about 2x the images/s of TensorFlow's own kernels. On
+CPUs where TensorFlow already turns oneDNN on (recent Intel Xeons) it changes nothing. The thread
+settings, ``steps_per_execution`` and a ``tf.data`` pipeline gave no consistent gain and are left at
+Keras' defaults (see the README, "Performance")."""
+
+
+def cpu_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The :data:`CPU_ENVIRONMENT` settings not already set in ``env`` (default ``os.environ``):
+    a value the user exported, e.g. ``TF_ENABLE_ONEDNN_OPTS=0``, always wins."""
+    env = os.environ if env is None else env
+    return {k: v for k, v in CPU_ENVIRONMENT.items() if k not in env}
+
+
+def apply_cpu_environment() -> dict[str, str]:
+    """Set :func:`cpu_environment` in ``os.environ`` before TensorFlow is imported; returns what it set.
+
+    For the start of every process that trains (the lessons' setup cell through
+    ``quiet.import_tensorflow``, ``imgrec bench``). Does nothing once TensorFlow is imported, since
+    TensorFlow reads these settings only at import.
+    """
+    if "tensorflow" in sys.modules:
+        return {}
+    chosen = cpu_environment()
+    os.environ.update(chosen)
+    return chosen
+
+
+def cpu_settings() -> str:
+    """The CPU speed settings in effect, in words, for lesson output and result records (lessons 02, 05):
+    e.g. ``"oneDNN on"`` or ``"oneDNN on (max ISA AVX2)"``; ``"TensorFlow default"`` when nothing is set."""
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    words = {"1": "oneDNN on", "0": "oneDNN off"}.get(onednn or "", "TensorFlow default")
+    extra = [f"max ISA {os.environ['ONEDNN_MAX_CPU_ISA']}"] if os.environ.get("ONEDNN_MAX_CPU_ISA") else []
+    for var, name in (("TF_NUM_INTEROP_THREADS", "inter-op"), ("TF_NUM_INTRAOP_THREADS", "intra-op")):
+        if os.environ.get(var):
+            extra.append(f"{os.environ[var]} {name} threads")
+    return words + (f" ({', '.join(extra)})" if extra else "")
 
 
 def choose_precision(requested: str = "auto") -> tuple[str, str]:
@@ -53,7 +101,7 @@ class TrainingRun:
 
 def fit(model, x, y=None, *, epochs: int, batch_size: int | None = None, validation_data=None,
         verbose: int | str = 2, callbacks: Sequence[Any] = ()) -> TrainingRun:
-    """``model.fit`` with wall-clock timing (lessons 02, 04, 05).
+    """``model.fit`` with wall-clock timing (lesson 04; lessons 02 and 05 time ``fit`` in view).
 
     ``x`` may be arrays (with ``y``) or a ``tf.data.Dataset``. Verbose 2 prints one line per epoch.
     """

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
+from types import SimpleNamespace
 
+import nbformat
 import numpy as np
 import pytest
 
@@ -25,6 +28,68 @@ def test_reference_cnn_is_exactly_the_lesson_architecture():
     assert model.output_shape == (None, 10)
 
 
+LESSON_02 = Path(__file__).resolve().parent.parent / "notebooks" / "02_cnn_from_scratch.ipynb"
+
+
+def _lesson_02_model(precision: str):
+    """Run lesson 02's model cell (the one with ``keras.Sequential(``) as the notebook has it."""
+    import keras
+
+    cells = [c.source for c in nbformat.read(LESSON_02, as_version=4).cells
+             if c.cell_type == "code" and "keras.Sequential(" in c.source]
+    assert len(cells) == 1, "lesson 02 should build its model in exactly one keras.Sequential cell"
+    namespace = {"keras": keras, "lesson": SimpleNamespace(seed=0), "precision": precision}
+    previous = keras.config.dtype_policy()
+    try:
+        exec(compile(cells[0], str(LESSON_02), "exec"), namespace)
+    finally:
+        keras.config.set_dtype_policy(previous)  # the cell sets the global policy, as the lesson teaches
+    return namespace["model"]
+
+
+def _architecture(model) -> list[tuple]:
+    rows = []
+    for layer in model.layers:
+        config = {k: v for k, v in layer.get_config().items() if k != "name"}
+        rows.append((type(layer).__name__, tuple(layer.output.shape), layer.count_params(),
+                     layer.dtype_policy.name, json.dumps(config, sort_keys=True, default=str)))
+    return rows
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_lesson_02_cell_and_helper_build_the_same_network(precision):
+    """Lesson 02 shows the network as a keras.Sequential; lesson 05 and the benchmark rebuild it with
+    models.build_reference_cnn: same layer types, output shapes, parameter counts, configs and dtypes."""
+    import keras
+
+    from_notebook = _lesson_02_model(precision)
+    from_helper = models.build_reference_cnn(precision=precision)
+    assert _architecture(from_notebook) == _architecture(from_helper)
+    assert from_notebook.count_params() == from_helper.count_params() == models.REFERENCE_CNN_PARAMS
+    assert from_notebook.layers[-1].dtype_policy.name == "float32"
+    if precision != "float32":
+        assert from_notebook.layers[0].compute_dtype == "bfloat16"
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_feature_head_binary_and_multiclass():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    binary = models.build_feature_head(32, 2, hidden=8)
+    assert binary.output_shape == (None, 1) and binary.loss == "binary_crossentropy"
+    assert [type(layer).__name__ for layer in binary.layers] == ["Flatten", "Dense", "Dropout", "Dense"]
+    multi = models.build_feature_head((4, 4, 8), 10, hidden=0)
+    assert multi.output_shape == (None, 10) and multi.count_params() == 4 * 4 * 8 * 10 + 10
+    assert multi.loss == "sparse_categorical_crossentropy"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 32)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    binary.fit(x, y, epochs=60, verbose=0)
+    assert binary.evaluate(x, y, verbose=0)[1] > 0.8  # it learns a learnable signal
+    multi.fit(np.zeros((40, 4, 4, 8), np.float32), np.arange(40) % 10, epochs=1, verbose=0)
+
+
 def test_precision_is_per_layer_and_softmax_stays_float32():
     import keras
 
@@ -41,6 +106,32 @@ def test_choose_precision():
     assert policy in ("float32", "mixed_bfloat16", "mixed_float16") and policy in why
     with pytest.raises(ImgrecError, match="unknown precision"):
         training.choose_precision("float8")
+
+
+def test_cpu_environment_keeps_what_the_user_set(monkeypatch):
+    assert training.cpu_environment({}) == training.CPU_ENVIRONMENT == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    assert training.cpu_environment({"TF_ENABLE_ONEDNN_OPTS": "0"}) == {}
+    import tensorflow  # noqa: F401  (imported by now: too late to change its settings)
+
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    assert training.apply_cpu_environment() == {} and "TF_ENABLE_ONEDNN_OPTS" not in __import__("os").environ
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("TF_NUM_INTEROP_THREADS", raising=False)
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    assert training.cpu_settings() == "TensorFlow default"
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert training.cpu_settings() == "oneDNN on (max ISA AVX2)"
+
+
+def test_apply_cpu_environment_before_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.environ.pop('TF_ENABLE_ONEDNN_OPTS', None); from imgrec_helpers import training; "
+            "print(training.apply_cpu_environment(), 'tensorflow' in sys.modules, os.environ['TF_ENABLE_ONEDNN_OPTS'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "{'TF_ENABLE_ONEDNN_OPTS': '1'} False 1"
 
 
 def test_training_helpers():
