@@ -50,9 +50,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     "quick": {
         # sized for a 2-core laptop CPU without bfloat16 (float32): the whole course in about 10 minutes
-        "train_images": 30_000,          # 27,000 to train on, 3,000 for validation
+        "train_images": None,            # all 50,000: 45,000 to train on, 5,000 for validation
         "test_images": None,             # all 10,000: lesson 02's claim is on the whole test set
-        "epochs": 3,
+        "epochs": 3,                     # 3 x 45,000 images: about 0.70 test accuracy (2 epochs: 0.65)
         "batch_size": 64,
         "min_test_accuracy": 0.65,
         "misclassified_shown": 16,

@@ -66,16 +66,24 @@ def cpu_settings() -> str:
 def choose_precision(requested: str = "auto") -> tuple[str, str]:
     """Pick the Keras dtype policy to train with; returns ``(policy, reason in words)``.
 
-    ``auto``: ``mixed_float16`` on a GPU; ``mixed_bfloat16`` on a CPU with native bfloat16
-    (AVX512-BF16 or AMX, where it trains lesson 02's CNN about 2.6x faster than float32);
-    ``float32`` otherwise. Any other value is used as given. Lesson 02's ``PRECISION`` parameter.
+    ``auto``: ``$IMGREC_PRECISION`` when it is set (e.g. ``IMGREC_PRECISION=float32 imgrec run``, to
+    run the whole course as on a laptop without bfloat16); else ``mixed_float16`` on a GPU;
+    ``mixed_bfloat16`` on a CPU with native bfloat16 (AVX512-BF16 or AMX, where it trains lesson 02's
+    CNN about 2.6x faster than float32); ``float32`` otherwise. Any other value is used as given.
+    Lessons 02 and 05 (``PRECISION`` parameter), ``imgrec bench``.
     """
-    if requested not in PRECISIONS:
-        from .errors import ImgrecError
+    from .errors import ImgrecError
 
+    if requested not in PRECISIONS:
         raise ImgrecError(f"unknown precision {requested!r}; use one of: {', '.join(PRECISIONS)}")
     if requested != "auto":
         return requested, f"{requested} (chosen by the PRECISION parameter)"
+    from_env = os.environ.get("IMGREC_PRECISION")
+    if from_env:
+        if from_env not in PRECISIONS[1:]:
+            raise ImgrecError(f"IMGREC_PRECISION={from_env!r} is not a precision; use one of: "
+                              f"{', '.join(PRECISIONS[1:])}, or unset it")
+        return from_env, f"{from_env} (chosen by the IMGREC_PRECISION environment variable)"
     import tensorflow as tf
 
     if tf.config.list_physical_devices("GPU"):

@@ -99,13 +99,23 @@ def test_precision_is_per_layer_and_softmax_stays_float32():
     assert keras.config.dtype_policy().name == "float32"  # no global setting changed
 
 
-def test_choose_precision():
+def test_choose_precision(monkeypatch):
+    monkeypatch.delenv("IMGREC_PRECISION", raising=False)
     policy, why = training.choose_precision("float32")
     assert policy == "float32" and "PRECISION" in why
     policy, why = training.choose_precision("auto")
     assert policy in ("float32", "mixed_bfloat16", "mixed_float16") and policy in why
     with pytest.raises(ImgrecError, match="unknown precision"):
         training.choose_precision("float8")
+
+
+def test_choose_precision_from_the_environment(monkeypatch):
+    monkeypatch.setenv("IMGREC_PRECISION", "float32")
+    assert training.choose_precision("auto") == ("float32", "float32 (chosen by the IMGREC_PRECISION environment variable)")
+    assert training.choose_precision("mixed_bfloat16")[0] == "mixed_bfloat16"  # the parameter wins
+    monkeypatch.setenv("IMGREC_PRECISION", "fp8")
+    with pytest.raises(ImgrecError, match="IMGREC_PRECISION='fp8' is not a precision"):
+        training.choose_precision("auto")
 
 
 def test_cpu_environment_keeps_what_the_user_set(monkeypatch):
