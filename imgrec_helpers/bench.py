@@ -219,12 +219,15 @@ def _lever_worker(spec: dict[str, Any]) -> dict[str, float]:
     return {name: n / float(np.median(t)) for name, t in times.items()}
 
 
-def _run_lever_worker(env: dict[str, str], spec: dict[str, Any]) -> dict[str, float]:
+def _run_lever_worker(env: dict[str, str], spec: dict[str, Any],
+                      base_env: dict[str, str] | None = None) -> dict[str, float]:
+    """:func:`_lever_worker` in a new process with ``base_env`` (default: this process's) updated by ``env``."""
     import json
     import subprocess
 
+    full_env = dict(os.environ if base_env is None else base_env, TF_CPP_MIN_LOG_LEVEL="3", **env)
     proc = subprocess.run([sys.executable, "-m", "imgrec_helpers.bench", "--lever-worker", json.dumps(spec)],
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **env), capture_output=True, text=True)
+                          env=full_env, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("LEVERS ")]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"lever worker failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
@@ -293,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="only measure the per-epoch levers of float32 training (oneDNN, threads, "
                              "steps_per_execution, tf.data, batch size)")
     parser.add_argument("--emulate-avx2", action="store_true",
-                        help="with --levers: cap oneDNN at AVX2, to stand in for a CPU without AVX-512/bfloat16")
+                        help="stand in for a laptop CPU without AVX-512/bfloat16 (e.g. AMD EPYC): float32, oneDNN "
+                             "capped at AVX2, plain Keras with oneDNN off (TensorFlow's default on AMD CPUs)")
     parser.add_argument("--lever-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.lever_worker:
@@ -306,12 +310,18 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import ImgrecError
 
     home = data.data_home(args.data_home)
-    tensorflow_defaults = {k: v for k, v in os.environ.items() if k not in training.cpu_environment()}
-    adopted = {} if args.levers else training.apply_cpu_environment()  # before TensorFlow is imported
+    plain_env = dict(os.environ)  # plain Keras: the user's environment and TensorFlow's own defaults
+    if args.emulate_avx2 and not args.levers:  # before TensorFlow is imported
+        os.environ.setdefault("IMGREC_PRECISION", "float32")
+        os.environ["ONEDNN_MAX_CPU_ISA"] = plain_env["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+        plain_env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # TensorFlow's own choice on AMD CPUs
+    adopted = {} if args.levers else training.apply_cpu_environment()
+    separate_plain = bool(adopted) or (args.emulate_avx2 and not args.levers)
     info = hardware.info()
+    emulated = "; EMULATING an AVX2 CPU without bfloat16 (float32, oneDNN max ISA AVX2)" if args.emulate_avx2 else ""
     _line(f"imgrec bench: {hardware.describe_cpu()}, {info.get('memory_gib')} GiB, "
           f"GPUs: {info.get('gpus') or 'none'}; {'--quick' if args.quick else 'full'} mode; "
-          f"CPU settings: {training.cpu_settings()}")
+          f"CPU settings: {training.cpu_settings()}{emulated}")
     if args.levers:
         found = levers(home, emulate_avx2=args.emulate_avx2)
         best = max(found["processes"], key=found["processes"].get)
@@ -333,12 +343,14 @@ def main(argv: list[str] | None = None) -> int:
     n = 6144 if args.quick else 16_384
     x = data.preprocess_images(x_train[:n])
     y = data.one_hot(y_train[:n])
-    if adopted:  # plain Keras runs with TensorFlow's own defaults: in a process without the course's settings
+    if separate_plain:  # plain Keras runs with TensorFlow's own defaults: in a process without the course's settings
         speeds = _reference_throughput(x, y, {"course": (precision, 64)})
         plain_fit = "plain Keras: NumPy arrays, batch 32"
-        speeds["plain"] = _run_lever_worker(tensorflow_defaults, {"data_home": str(home), "images": n, "rounds": 3,
-                                                                  "fits": [plain_fit]})[plain_fit]
-        how = f"median of 3 epochs of {len(x):,} images each; plain Keras in its own process without {adopted}"
+        speeds["plain"] = _run_lever_worker({}, {"data_home": str(home), "images": n, "rounds": 3, "fits": [plain_fit]},
+                                            base_env=plain_env)[plain_fit]
+        onednn = plain_env.get("TF_ENABLE_ONEDNN_OPTS", "TensorFlow's choice")
+        how = (f"median of 3 epochs of {len(x):,} images each; plain Keras in its own process, "
+               f"TF_ENABLE_ONEDNN_OPTS={onednn}")
     else:
         speeds = _reference_throughput(x, y, {"plain": ("float32", 32), "course": (precision, 64)})
         how = f"median of 3 alternating epochs of {len(x):,} images each"
