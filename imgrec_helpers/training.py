@@ -23,11 +23,12 @@ CPU_ENVIRONMENT: dict[str, str] = {"TF_ENABLE_ONEDNN_OPTS": "1"}
 """Environment settings the course adopts for training on CPUs, read by TensorFlow when it is imported.
 
 ``TF_ENABLE_ONEDNN_OPTS=1``: TensorFlow's oneDNN kernels also on CPUs where TensorFlow leaves them off by
-default (AMD, older Intel). Measured with ``imgrec bench --levers --emulate-avx2`` (float32 reference CNN,
-oneDNN capped at AVX2, alternating processes): about 2x the images/s of TensorFlow's own kernels. On
-CPUs where TensorFlow already turns oneDNN on (recent Intel Xeons) it changes nothing. The thread
-settings, ``steps_per_execution`` and a ``tf.data`` pipeline gave no consistent gain and are left at
-Keras' defaults (see the README, "Performance")."""
+default (AMD, older Intel). Measured on an AVX2 CPU emulated on a Xeon (float32 reference CNN, oneDNN capped
+at AVX2): 1.25x the images/s of TensorFlow's own kernels on a quiet machine (37 s against 46 s per lesson-02
+epoch) and 1.9x while the two cores were shared with other work (``imgrec bench --levers --emulate-avx2``).
+On CPUs where TensorFlow already turns oneDNN on (recent Intel Xeons) it changes nothing. Thread settings,
+``steps_per_execution``, a ``tf.data`` pipeline and larger batches gave no consistent gain and are left at
+Keras' defaults (README, "Performance")."""
 
 
 def cpu_environment(env: dict[str, str] | None = None) -> dict[str, str]:
