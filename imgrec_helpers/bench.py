@@ -3,16 +3,24 @@
 Runs every comparison in one process on this machine and prints one line per figure, ending with
 
     summary: train_speedup=2.4x time_to_80=540s ref_recipe=690s transfer64=1.9s infer_speedup=1.6x
+             predict_batched=400/s predict_single=20/s
 
 A figure that could not be measured is ``n/a``, with the reason on its own line above the summary.
 
 1. Reference CNN training throughput (images/s): the course's settings (mixed precision where the
    hardware has it, batch 64) versus plain Keras defaults (float32, batch 32), same data.
 2. Time to 80% CIFAR-10 test accuracy from scratch with the course's fast recipe (a small CNN with
-   batch normalisation, bfloat16, flip + shift augmentation in a tf.data pipeline, one-cycle learning rate).
+   batch normalisation, bfloat16, flip + shift augmentation in a tf.data pipeline, one-cycle learning rate);
+   not with ``--quick`` (it trains for 10 minutes or more).
 3. The reference recipe (30 epochs x 50,000 images, batch 64) projected from the measured epoch time.
 4. Transfer learning from 64 images: feature extraction + head training, end to end.
 5. Inference images/s of the pretrained model at 224 px: course settings versus plain float32 ``predict``.
+6. ``imgrec predict``-style labelling with the real MobileNet (alpha 0.25): ``model.predict`` on batches of
+   64 images versus one call per image (images/s).
+
+``--levers`` instead measures what each per-epoch setting gives float32 training of the reference CNN on
+this CPU (oneDNN on/off and inter-op threads in alternating processes; steps_per_execution, tf.data +
+prefetch and batch size in one process); ``--emulate-avx2`` caps oneDNN at AVX2.
 """
 from __future__ import annotations
 
@@ -24,7 +32,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def _line(text: str) -> None:
@@ -32,9 +39,10 @@ def _line(text: str) -> None:
 
 
 def _reference_throughput(x: np.ndarray, y: np.ndarray, settings: dict[str, tuple[str, int]],
-                          rounds: int = 3) -> dict[str, float]:
+                          rounds: int = 3, each_round: Callable[[], None] | None = None) -> dict[str, float]:
     """Images/s of the reference CNN for each ``name: (precision, batch size)``: median of ``rounds``
-    timed epochs, the settings taking turns so that a slow spell of a shared machine hits all of them."""
+    timed epochs, the settings taking turns so that a slow spell of a shared machine hits all of them;
+    ``each_round`` (a measurement in another process) takes its turn after each round."""
     import keras
 
     from . import models
@@ -52,6 +60,8 @@ def _reference_throughput(x: np.ndarray, y: np.ndarray, settings: dict[str, tupl
             start = time.perf_counter()
             model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
             times[name].append(time.perf_counter() - start)
+        if each_round is not None:
+            each_round()
     return {name: len(x) / float(np.median(t)) for name, t in times.items()}
 
 
@@ -109,7 +119,7 @@ def _transfer64(data_home: Any) -> tuple[float, float, float]:
     """Seconds for features of the 64 dog/not-dog photos + head training; returns (extract, train, total)."""
     import keras
 
-    from . import applications, data, pretrained
+    from . import applications, data, models
 
     folder = data.load_image_folder(data.data_home(data_home) / "images" / "dog_vs_notdog", 224)
     keras.backend.clear_session()
@@ -118,7 +128,7 @@ def _transfer64(data_home: Any) -> tuple[float, float, float]:
     start = time.perf_counter()
     features = base.predict(keras.applications.mobilenet.preprocess_input(folder.images), batch_size=128, verbose=0)
     extracted = time.perf_counter() - start
-    head = pretrained.build_feature_head(features.shape[1:], 2, hidden=0)
+    head = models.build_feature_head(features.shape[1:], 2, hidden=0)
     labels = (np.asarray(folder.class_names)[folder.labels] == "dog").astype(np.float32)
     start = time.perf_counter()
     head.fit(features, labels, epochs=20, batch_size=64, verbose=0)
@@ -153,19 +163,182 @@ def _inference(images: np.ndarray, policies: dict[str, str], batch_size: int = 3
     return {name: len(images) / float(np.median(t)) for name, t in times.items()}
 
 
+# --------------------------------------------------------------------------------------------
+# Per-epoch levers on a float32 CPU (``--levers``): which settings make the reference CNN train faster
+# --------------------------------------------------------------------------------------------
+
+LEVER_PROCESSES: dict[str, dict[str, str]] = {
+    "oneDNN off": {"TF_ENABLE_ONEDNN_OPTS": "0"},
+    "oneDNN on": {"TF_ENABLE_ONEDNN_OPTS": "1"},
+    "oneDNN off, 1 inter-op thread": {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTEROP_THREADS": "1"},
+    "oneDNN on, 1 inter-op thread": {"TF_ENABLE_ONEDNN_OPTS": "1", "TF_NUM_INTEROP_THREADS": "1"},
+}
+"""Settings read when TensorFlow starts, so each is measured in its own process (the runs alternate)."""
+
+LEVER_FITS: dict[str, dict[str, Any]] = {
+    "NumPy arrays, batch 64": {"batch": 64},
+    "steps_per_execution=16, batch 64": {"batch": 64, "steps_per_execution": 16},
+    "tf.data + prefetch, batch 64": {"batch": 64, "pipeline": True},
+    "NumPy arrays, batch 128": {"batch": 128},
+    "NumPy arrays, batch 256": {"batch": 256},
+    "plain Keras: NumPy arrays, batch 32": {"batch": 32},
+}
+"""Settings of ``compile``/``fit``, measured in one process, taking turns."""
+
+
+def _lever_worker(spec: dict[str, Any]) -> dict[str, float]:
+    """Images/s of the float32 reference CNN for each of ``spec["fits"]`` (names of :data:`LEVER_FITS`):
+    each warmed up with one full epoch, then the median of ``spec["rounds"]`` alternating epochs."""
+    import keras
+    import tensorflow as tf
+
+    from . import data, models
+
+    (x_train, y_train), _ = data.load_cifar10(spec["data_home"])
+    n = int(spec["images"])
+    x = data.preprocess_images(x_train[:n])
+    y = data.one_hot(y_train[:n])
+    runs = {}
+    for name in spec["fits"]:
+        setting = LEVER_FITS[name]
+        keras.utils.set_random_seed(0)
+        model = models.build_reference_cnn(precision="float32")
+        model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"],
+                      steps_per_execution=setting.get("steps_per_execution", 1))
+        if setting.get("pipeline"):
+            dataset = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(n, seed=0).batch(setting["batch"])
+                       .prefetch(tf.data.AUTOTUNE))
+            args: dict[str, Any] = {"x": dataset}
+        else:
+            args = {"x": x, "y": y, "batch_size": setting["batch"]}
+        model.fit(epochs=1, verbose=0, **args)  # trace and warm up on the same epoch
+        runs[name] = (model, args)
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(int(spec["rounds"])):
+        for name, (model, args) in runs.items():
+            start = time.perf_counter()
+            model.fit(epochs=1, verbose=0, **args)
+            times[name].append(time.perf_counter() - start)
+    return {name: n / float(np.median(t)) for name, t in times.items()}
+
+
+def _run_lever_worker(env: dict[str, str], spec: dict[str, Any],
+                      base_env: dict[str, str] | None = None) -> dict[str, float]:
+    """:func:`_lever_worker` in a new process with ``base_env`` (default: this process's) updated by ``env``."""
+    import json
+    import subprocess
+
+    full_env = dict(os.environ if base_env is None else base_env, TF_CPP_MIN_LOG_LEVEL="3", **env)
+    proc = subprocess.run([sys.executable, "-m", "imgrec_helpers.bench", "--lever-worker", json.dumps(spec)],
+                          env=full_env, capture_output=True, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("LEVERS ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(f"lever worker failed: {proc.stderr.strip().splitlines()[-1:] or proc.returncode}")
+    return json.loads(lines[-1][len("LEVERS "):])
+
+
+def levers(data_home: Any, emulate_avx2: bool = False, images: int = 2048, rounds: int = 3) -> dict[str, Any]:
+    """Measure what each per-epoch lever gives the float32 reference CNN on this CPU (``--levers``).
+
+    1. Process-level settings (:data:`LEVER_PROCESSES`: oneDNN on/off, inter-op threads), each in its
+       own process (median of ``rounds`` epochs there), the processes alternating for ``rounds`` rounds;
+       the median of each.
+    2. ``compile``/``fit`` settings (:data:`LEVER_FITS`: steps_per_execution, tf.data + prefetch,
+       batch size), in one process per oneDNN setting, taking turns.
+
+    ``emulate_avx2`` caps oneDNN at AVX2 (``ONEDNN_MAX_CPU_ISA=AVX2``), to stand in for a CPU without
+    AVX-512 and bfloat16 (with oneDNN off, TensorFlow's own kernels use the same code on both).
+    """
+    cap = {"ONEDNN_MAX_CPU_ISA": "AVX2"} if emulate_avx2 else {}
+    envs = {name: dict(env, **cap) for name, env in LEVER_PROCESSES.items()}
+    base = next(iter(LEVER_FITS))
+    spec = {"data_home": str(data_home), "images": images, "rounds": rounds, "fits": [base]}
+    per_process: dict[str, list[float]] = {name: [] for name in envs}
+    for r in range(rounds):
+        for name, env in envs.items():
+            speed = _run_lever_worker(env, spec)[base]
+            per_process[name].append(speed)
+            _line(f"  round {r + 1}/{rounds}: {name:32} {speed:6.0f} images/s")
+    process_medians = {name: float(np.median(v)) for name, v in per_process.items()}
+    fits: dict[str, dict[str, float]] = {}
+    for name in ("oneDNN off", "oneDNN on"):
+        fits[name] = _run_lever_worker(envs[name], dict(spec, rounds=rounds, fits=list(LEVER_FITS)[:-1]))
+        for fit_name, speed in fits[name].items():
+            _line(f"  {name}: {fit_name:36} {speed:6.0f} images/s")
+    return {"processes": process_medians, "fits": fits}
+
+
+def _predict_batched_vs_single(images: np.ndarray, batch_size: int = 64, single: int = 32) -> tuple[float, float]:
+    """Images/s of ``imgrec predict``-style labelling with the real MobileNet (alpha 0.25, ImageNet
+    weights, 224 px, float32): ``model.predict`` on batches of ``batch_size`` versus one call per image
+    (the first ``single`` images). Each warmed up first; preprocessing is included in both."""
+    import keras
+
+    from . import applications
+
+    keras.backend.clear_session()
+    model = applications.load_application("mobilenet-0.25")
+    preprocess = keras.applications.mobilenet.preprocess_input
+    model.predict(preprocess(images[:batch_size].astype("float32")), batch_size=batch_size, verbose=0)
+    model.predict(preprocess(images[:1].astype("float32")), verbose=0)
+    start = time.perf_counter()
+    for i in range(0, len(images), batch_size):
+        model.predict(preprocess(images[i:i + batch_size].astype("float32")),
+                      batch_size=batch_size, verbose=0)
+    batched = len(images) / (time.perf_counter() - start)
+    start = time.perf_counter()
+    for i in range(single):
+        model.predict(preprocess(images[i:i + 1].astype("float32")), verbose=0)
+    one_by_one = single / (time.perf_counter() - start)
+    return batched, one_by_one
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="imgrec bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller measurements: under 10 minutes on 2 cores")
     parser.add_argument("--data-home", help="datasets and weights (default: $IMGREC_DATA_HOME or data/)")
+    parser.add_argument("--levers", action="store_true",
+                        help="only measure the per-epoch levers of float32 training (oneDNN, threads, "
+                             "steps_per_execution, tf.data, batch size)")
+    parser.add_argument("--emulate-avx2", action="store_true",
+                        help="stand in for a laptop CPU without AVX-512/bfloat16 (e.g. AMD EPYC): float32, oneDNN "
+                             "capped at AVX2, plain Keras with oneDNN off (TensorFlow's default on AMD CPUs)")
+    parser.add_argument("--lever-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.lever_worker:
+        import json
+
+        from .quiet import import_tensorflow
+
+        import_tensorflow()
+        _line("LEVERS " + json.dumps(_lever_worker(json.loads(args.lever_worker))))
+        return 0
 
     from . import data, hardware, training, weights
     from .errors import ImgrecError
 
     home = data.data_home(args.data_home)
+    plain_env = dict(os.environ)  # plain Keras: the user's environment and TensorFlow's own defaults
+    if args.emulate_avx2 and not args.levers:  # before TensorFlow is imported
+        os.environ.setdefault("IMGREC_PRECISION", "float32")
+        os.environ["ONEDNN_MAX_CPU_ISA"] = plain_env["ONEDNN_MAX_CPU_ISA"] = "AVX2"
+        plain_env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # TensorFlow's own choice on AMD CPUs
+    adopted = {} if args.levers else training.apply_cpu_environment()
+    if not args.levers:
+        from .quiet import import_tensorflow
+
+        import_tensorflow()  # after the settings above, without TensorFlow's C++ start-up log
+    separate_plain = bool(adopted) or (args.emulate_avx2 and not args.levers)
     info = hardware.info()
+    emulated = "; EMULATING an AVX2 CPU without bfloat16 (float32, oneDNN max ISA AVX2)" if args.emulate_avx2 else ""
     _line(f"imgrec bench: {hardware.describe_cpu()}, {info.get('memory_gib')} GiB, "
-          f"GPUs: {info.get('gpus') or 'none'}; {'--quick' if args.quick else 'full'} mode")
+          f"GPUs: {info.get('gpus') or 'none'}; {'--quick' if args.quick else 'full'} mode; "
+          f"CPU settings: {training.cpu_settings()}{emulated}")
+    if args.levers:
+        found = levers(home, emulate_avx2=args.emulate_avx2)
+        best = max(found["processes"], key=found["processes"].get)
+        _line("levers: " + ", ".join(f"{k}={v:.0f}/s" for k, v in found["processes"].items()) + f"; fastest: {best}")
+        return 0
     precision, why = training.choose_precision("auto")
     _line(f"course precision: {why}")
     summary: dict[str, str] = {}
@@ -182,24 +355,41 @@ def main(argv: list[str] | None = None) -> int:
     n = 6144 if args.quick else 16_384
     x = data.preprocess_images(x_train[:n])
     y = data.one_hot(y_train[:n])
-    speeds = _reference_throughput(x, y, {"plain": ("float32", 32), "course": (precision, 64)})
+    if separate_plain:  # plain Keras runs with TensorFlow's own defaults: in a process without the course's settings
+        plain_fit = "plain Keras: NumPy arrays, batch 32"
+        plain_speeds: list[float] = []
+
+        def plain_round() -> None:  # a fresh process each round, taking turns with the course's epochs
+            plain_speeds.append(_run_lever_worker({}, {"data_home": str(home), "images": n, "rounds": 1,
+                                                       "fits": [plain_fit]}, base_env=plain_env)[plain_fit])
+
+        speeds = _reference_throughput(x, y, {"course": (precision, 64)}, each_round=plain_round)
+        speeds["plain"] = float(np.median(plain_speeds))
+        onednn = plain_env.get("TF_ENABLE_ONEDNN_OPTS", "TensorFlow's choice")
+        how = (f"median of 3 alternating epochs of {len(x):,} images each; plain Keras in its own process each "
+               f"round, TF_ENABLE_ONEDNN_OPTS={onednn}")
+    else:
+        speeds = _reference_throughput(x, y, {"plain": ("float32", 32), "course": (precision, 64)})
+        how = f"median of 3 alternating epochs of {len(x):,} images each"
     plain, course = speeds["plain"], speeds["course"]
-    _line(f"1. reference CNN training: course {course:,.0f} images/s ({precision}, batch 64) vs plain Keras "
-          f"{plain:,.0f} images/s (float32, batch 32): {course / plain:.2f}x (median of 3 alternating epochs "
-          f"of {len(x):,} images each)")
+    _line(f"1. reference CNN training: course {course:,.0f} images/s ({precision}, batch 64, "
+          f"{training.cpu_settings()}) vs plain Keras {plain:,.0f} images/s (float32, batch 32, TensorFlow's "
+          f"defaults): {course / plain:.2f}x ({how})")
     summary["train_speedup"] = f"{course / plain:.1f}x"
     ref_seconds = 30 * 50_000 / course
     _line(f"3. reference recipe (30 epochs x 50,000 images, batch 64) projected: {ref_seconds:,.0f} s "
           f"(original lesson: 1,298 s)")
 
     def time_to_80() -> str:
-        epochs, limit = (6, 240.0) if args.quick else (15, 900.0)
+        if args.quick:  # one epoch of the fast recipe alone takes minutes on a float32 CPU
+            raise ImgrecError("it trains for 10 minutes or more; run the benchmark without --quick")
+        epochs, limit = 15, 900.0
         reached, curve = _fast_recipe(home, precision, epochs, limit)
         _line("2. fast recipe accuracy vs training time: " + ", ".join(f"{s:.0f}s={a:.3f}" for s, a in curve))
         if reached is None:
             best = max(a for _, a in curve)
             raise ImgrecError(f"the fast recipe reached {best:.3f}, not 0.80, in {curve[-1][0]:.0f} s of training "
-                              f"({len(curve)} epochs{'; --quick caps it, run without --quick' if args.quick else ''})")
+                              f"({len(curve)} epochs)")
         _line(f"2. time to 80% test accuracy: {reached:.0f} s of training")
         return f"{reached:.0f}s"
 
@@ -219,12 +409,23 @@ def main(argv: list[str] | None = None) -> int:
               f"float32 {plain_ips:,.0f} images/s: {course_ips / plain_ips:.2f}x ({precision} vs float32, batch 32)")
         return f"{course_ips / plain_ips:.1f}x"
 
+    def predict_batching() -> str:
+        images = x_train[:512 if args.quick else 2048].repeat(7, axis=1).repeat(7, axis=2)  # 32 -> 224 px
+        batched, single = _predict_batched_vs_single(images)
+        _line(f"6. imgrec predict-style labelling, MobileNet (alpha 0.25) at 224 px, float32: batches of 64 "
+              f"{batched:,.0f} images/s vs one image per predict call {single:,.1f} images/s: "
+              f"{batched / single:.0f}x ({len(images):,} and 32 images)")
+        summary["predict_single"] = f"{single:.0f}/s"
+        return f"{batched:.0f}/s"
+
     weights.prepare_keras_cache(home)
     figure("transfer64", transfer)
     figure("infer_speedup", inference)
+    figure("predict_batched", predict_batching)
     for reason in reasons:
         _line(reason)
-    order = ("train_speedup", "time_to_80", "ref_recipe", "transfer64", "infer_speedup")
+    order = ("train_speedup", "time_to_80", "ref_recipe", "transfer64", "infer_speedup", "predict_batched",
+             "predict_single")
     _line("summary: " + " ".join(f"{k}={summary.get(k, 'n/a')}" for k in order))
     return 0
 

@@ -1,23 +1,24 @@
-"""The course's own models: the reference CNN of lesson 02 (and a faster variant for the benchmark).
+"""The course's own models, for the lessons and tools that reuse them after a lesson has taught them.
 
-Transfer-learning models built on Keras Applications live in :mod:`imgrec_helpers.pretrained`.
+- :func:`build_reference_cnn`: lesson 02 builds this CNN in view as a ``keras.Sequential``; lesson 05's
+  data-efficiency curve and ``imgrec bench`` rebuild it here (``tests/test_models.py`` proves the notebook's
+  cell and this function build the same architecture, so they cannot drift apart).
+- :func:`build_feature_head`: the small head on saved pretrained features (lesson 05's curve, the benchmark).
+- :func:`build_fast_cnn`: a faster-learning CNN for the benchmark's time-to-80% figure.
+
+Transfer-learning models built on Keras Applications are built in view in lesson 04.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 REFERENCE_CNN_PARAMS = 1_250_858
 """Trainable parameters of the reference architecture (lesson 02 asserts it)."""
 
 
-def custom_objects() -> dict[str, Any]:
-    """Custom classes needed to load the course's saved models (none: only built-in Keras layers)."""
-    return {}
-
-
 def build_reference_cnn(num_classes: int = 10, input_shape: tuple[int, int, int] = (32, 32, 3),
                         precision: str = "float32", name: str = "reference_cnn"):
-    """The reference CNN of lesson 02, exactly as the original lesson defines it.
+    """The reference CNN of lesson 02, exactly as the original lesson defines it (reused by lesson 05, the benchmark).
 
     Conv2D(32, 3x3, same, relu) -> Conv2D(32, 3x3, relu) -> MaxPool(2) -> Dropout(0.25) ->
     Conv2D(64, 3x3, same, relu) -> Conv2D(64, 3x3, relu) -> MaxPool(2) -> Dropout(0.25) ->
@@ -84,14 +85,35 @@ def build_fast_cnn(num_classes: int = 10, input_shape: tuple[int, int, int] = (3
     )
 
 
-def layer_table(model) -> list[tuple[str, str, str, int]]:
-    """(layer name, layer type, output shape, parameters) for each layer: what lesson 02 explains."""
-    rows = []
-    for layer in model.layers:
-        shape = getattr(layer, "output", None)
-        shape = tuple(shape.shape) if shape is not None else ()
-        rows.append((layer.name, type(layer).__name__, str(shape), int(layer.count_params())))
-    return rows
+def build_feature_head(feature_shape: int | Sequence[int], num_classes: int, hidden: int = 256,
+                       dropout: float = 0.5, learning_rate: float = 1e-3, name: str = "head"):
+    """The small head trained on saved pretrained features, compiled (lesson 05's curve, ``imgrec bench``).
+
+    Flatten -> Dense(``hidden``, relu) -> Dropout(``dropout``) -> output; ``hidden=0`` leaves out
+    the hidden layer. With ``num_classes == 2`` the output is one sigmoid unit (probability of class
+    1, binary cross-entropy); otherwise ``num_classes`` softmax units with sparse categorical
+    cross-entropy (integer labels). Adam at ``learning_rate``; metric ``accuracy``. Lesson 04 builds
+    the same kind of head in view.
+    """
+    import keras
+    import numpy as np
+    from keras import layers
+
+    if isinstance(feature_shape, (int, np.integer)):
+        shape: tuple[int, ...] = (int(feature_shape),)
+    else:
+        shape = tuple(int(d) for d in feature_shape)
+    binary = num_classes == 2
+    stack: list[Any] = [keras.Input(shape=shape), layers.Flatten(name="flatten")]
+    if hidden:
+        stack += [layers.Dense(hidden, activation="relu", name="hidden"), layers.Dropout(dropout, name="dropout")]
+    stack.append(layers.Dense(1 if binary else num_classes, activation="sigmoid" if binary else "softmax",
+                              name="output"))
+    model = keras.Sequential(stack, name=name)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                  loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    return model
 
 
 def parameter_counts(model) -> dict[str, int]:

@@ -267,13 +267,11 @@ def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
     path = check_model_file(path)
     import keras
 
-    from . import models  # registers the course's custom layers before deserialising
-
     try:
         with warnings.catch_warnings():
             if not compile:  # Keras still reads the optimizer state and warns when it does not fit
                 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            return keras.models.load_model(path, custom_objects=models.custom_objects(), compile=compile)
+            return keras.models.load_model(path, compile=compile)
     except Exception as exc:  # Keras raises many types for a file that is not a model
         raise ModelError(
             f"{path}: not a Keras model file this course can load ({type(exc).__name__}); "
@@ -291,33 +289,6 @@ def check_model_file(path: str | os.PathLike) -> Path:
         raise ModelError(f"{path}: not a .keras file; pass a model saved by this course (lesson 02 or 04)")
     read_model_info(path)  # a clear error for a file that is not a zip at all, or unreadable
     return path
-
-
-def save_json_and_h5(model: Any, json_path: str | os.PathLike, weights_path: str | os.PathLike) -> tuple[Path, Path]:
-    """The classic two-file save of lesson 02: structure as JSON, weights as ``.weights.h5``."""
-    json_path, weights_path = Path(json_path), Path(weights_path)
-    if not weights_path.name.endswith(".weights.h5"):
-        raise ImgrecError(f"{weights_path}: Keras 3 wants weight files named *.weights.h5")
-    with atomic_path(json_path) as tmp:
-        tmp.write_text(model.to_json(indent=2))
-    with atomic_path(weights_path, suffix=".weights.h5") as tmp:
-        model.save_weights(tmp)
-    return json_path, weights_path
-
-
-def load_json_and_h5(json_path: str | os.PathLike, weights_path: str | os.PathLike) -> Any:
-    """Rebuild a fresh model from the JSON structure and load the H5 weights into it (lesson 02)."""
-    import keras
-
-    from . import models
-
-    json_path, weights_path = Path(json_path), Path(weights_path)
-    for p in (json_path, weights_path):
-        if not p.is_file():
-            raise ModelError(f"{p}: missing; save it with save_json_and_h5 first")
-    model = keras.models.model_from_json(json_path.read_text(), custom_objects=models.custom_objects())
-    model.load_weights(weights_path)
-    return model
 
 
 def save_features(path: str | os.PathLike, features: np.ndarray, labels: np.ndarray, **extra: Any) -> Path:

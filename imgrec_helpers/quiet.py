@@ -30,13 +30,17 @@ _NOISE = re.compile(
 def import_tensorflow() -> None:
     """Import TensorFlow and Keras (and let TensorFlow look for GPUs) with the start-up log filtered.
 
-    Does nothing when TensorFlow is already imported. Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (unless set)
+    Does nothing when TensorFlow is already imported. First applies the course's CPU speed settings
+    (:func:`imgrec_helpers.training.apply_cpu_environment`: oneDNN on, unless you set it). Sets ``TF_CPP_MIN_LOG_LEVEL=3`` (unless set)
     so the C++ lines TensorFlow logs later stay quiet too: in TensorFlow 2.21 even level-E lines are
     notices (``NodeDef mentions attribute use_unbounded_threadpool ...`` at every ``fit``), while
     real failures still arrive as Python exceptions.
     """
     if "tensorflow" in sys.modules:
         return
+    from .training import apply_cpu_environment
+
+    apply_cpu_environment()  # the course's CPU speed settings (oneDNN on), read by TensorFlow at import
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     sys.stderr.flush()
     saved = os.dup(2)

@@ -24,6 +24,7 @@ from typing import Any, Callable, Sequence
 
 from . import hardware
 from .quiet import import_tensorflow
+from .training import cpu_environment
 from .data import check_data_home as _check_data_home
 from .data import data_home as _data_home
 from .errors import FileSystemError, ImgrecError, os_error
@@ -335,6 +336,7 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
         "versions": versions(),
         "hardware": hardware.info(),
+        "cpu_settings": cpu_settings_of(kernel_env(run_dir / "logs")),
         "data_home": str(_data_home(data_home)),
         "notebooks": {p.name: {"status": "pending"} for p in selected},
         "status": "running",
@@ -516,6 +518,8 @@ def kernel_env(folder: Path) -> dict[str, str]:
       writes would appear in the notebook, so the tests can check that nothing does), from an IPython
       profile written under ``folder``, so a user's own IPython start-up files do not change a run.
     - TensorFlow's C++ log level 3 unless set (:func:`imgrec_helpers.quiet.import_tensorflow`).
+    - The course's CPU speed settings (:data:`imgrec_helpers.training.CPU_ENVIRONMENT`, oneDNN on)
+      unless the caller set them.
     - No ``MPLBACKEND``: a non-interactive backend such as ``Agg`` (common in CI) would leave the figures
       out of the executed notebooks; the kernel draws them inline, as in JupyterLab.
     """
@@ -525,8 +529,20 @@ def kernel_env(folder: Path) -> dict[str, str]:
         "c.IPKernelApp.capture_fd_output = True  # as in JupyterLab\n")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
                PYTHONUNBUFFERED="1", IPYTHONDIR=str(ipython_dir), IMGREC_HEADLESS="1")
+    env.update(cpu_environment(env))
     env.pop("MPLBACKEND", None)
     return env
+
+
+SPEED_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "IMGREC_PRECISION", "TF_NUM_INTEROP_THREADS",
+                   "TF_NUM_INTRAOP_THREADS")
+"""The environment variables that change training speed or precision (recorded in ``manifest.json``)."""
+
+
+def cpu_settings_of(env: dict[str, str]) -> dict[str, str]:
+    """The speed-related variables as the notebook kernels see them, for ``manifest.json``
+    (``"cpu_settings"``: unset ones are left out)."""
+    return {k: env[k] for k in SPEED_VARIABLES if k in env}
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -1,12 +1,15 @@
-"""Training and evaluation: numeric precision, timed fitting, test accuracy, confusion matrices.
+"""Training plumbing: CPU speed settings, numeric precision, test accuracy, confusion matrices.
 
-Used by lesson 02 (the CNN from scratch), 04 (transfer learning heads) and 05 (the data-efficiency curve).
+Lessons 02 and 05 call ``compile``/``fit``/``evaluate`` themselves; this module chooses *how fast* they
+run (:func:`apply_cpu_environment`, :func:`choose_precision`) and holds the arithmetic that is not the
+lesson (confusion matrix, epochs per curve point); lesson 04 uses :func:`join_histories` (one plot of
+its three training stages) and :func:`evaluate_accuracy`.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
-from typing import Any, Sequence
+import os
+import sys
+from typing import Any
 
 import numpy as np
 
@@ -14,20 +17,72 @@ from . import hardware
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 
+CPU_ENVIRONMENT: dict[str, str] = {"TF_ENABLE_ONEDNN_OPTS": "1"}
+"""Environment settings the course adopts for training on CPUs, read by TensorFlow when it is imported.
+
+``TF_ENABLE_ONEDNN_OPTS=1``: TensorFlow's oneDNN kernels also on CPUs where TensorFlow leaves them off by
+default (AMD, older Intel). Measured on an AVX2 CPU emulated on a Xeon (float32 reference CNN, oneDNN capped
+at AVX2): 1.25x the images/s of TensorFlow's own kernels on a quiet machine (37 s against 46 s per lesson-02
+epoch) and 1.9x while the two cores were shared with other work (``imgrec bench --levers --emulate-avx2``).
+On CPUs where TensorFlow already turns oneDNN on (recent Intel Xeons) it changes nothing. Thread settings,
+``steps_per_execution``, a ``tf.data`` pipeline and larger batches gave no consistent gain and are left at
+Keras' defaults (README, "Performance")."""
+
+
+def cpu_environment(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The :data:`CPU_ENVIRONMENT` settings not already set in ``env`` (default ``os.environ``):
+    a value the user exported, e.g. ``TF_ENABLE_ONEDNN_OPTS=0``, always wins."""
+    env = os.environ if env is None else env
+    return {k: v for k, v in CPU_ENVIRONMENT.items() if k not in env}
+
+
+def apply_cpu_environment() -> dict[str, str]:
+    """Set :func:`cpu_environment` in ``os.environ`` before TensorFlow is imported; returns what it set.
+
+    For the start of every process that trains (the lessons' setup cell through
+    ``quiet.import_tensorflow``, ``imgrec bench``). Does nothing once TensorFlow is imported, since
+    TensorFlow reads these settings only at import.
+    """
+    if "tensorflow" in sys.modules:
+        return {}
+    chosen = cpu_environment()
+    os.environ.update(chosen)
+    return chosen
+
+
+def cpu_settings() -> str:
+    """The CPU speed settings in effect, in words, for lesson output and result records (lessons 02, 05):
+    e.g. ``"oneDNN on"`` or ``"oneDNN on (max ISA AVX2)"``; ``"TensorFlow default"`` when nothing is set."""
+    onednn = os.environ.get("TF_ENABLE_ONEDNN_OPTS")
+    words = {"1": "oneDNN on", "0": "oneDNN off"}.get(onednn or "", "TensorFlow default")
+    extra = [f"max ISA {os.environ['ONEDNN_MAX_CPU_ISA']}"] if os.environ.get("ONEDNN_MAX_CPU_ISA") else []
+    for var, name in (("TF_NUM_INTEROP_THREADS", "inter-op"), ("TF_NUM_INTRAOP_THREADS", "intra-op")):
+        if os.environ.get(var):
+            extra.append(f"{os.environ[var]} {name} threads")
+    return words + (f" ({', '.join(extra)})" if extra else "")
+
 
 def choose_precision(requested: str = "auto") -> tuple[str, str]:
     """Pick the Keras dtype policy to train with; returns ``(policy, reason in words)``.
 
-    ``auto``: ``mixed_float16`` on a GPU; ``mixed_bfloat16`` on a CPU with native bfloat16
-    (AVX512-BF16 or AMX, where it trains lesson 02's CNN about 2.6x faster than float32);
-    ``float32`` otherwise. Any other value is used as given. Lesson 02's ``PRECISION`` parameter.
+    ``auto``: ``$IMGREC_PRECISION`` when it is set (e.g. ``IMGREC_PRECISION=float32 imgrec run``, to
+    run the whole course as on a laptop without bfloat16); else ``mixed_float16`` on a GPU;
+    ``mixed_bfloat16`` on a CPU with native bfloat16 (AVX512-BF16 or AMX, where it trains lesson 02's
+    CNN about 2.6x faster than float32); ``float32`` otherwise. Any other value is used as given.
+    Lessons 02 and 05 (``PRECISION`` parameter), ``imgrec bench``.
     """
-    if requested not in PRECISIONS:
-        from .errors import ImgrecError
+    from .errors import ImgrecError
 
+    if requested not in PRECISIONS:
         raise ImgrecError(f"unknown precision {requested!r}; use one of: {', '.join(PRECISIONS)}")
     if requested != "auto":
         return requested, f"{requested} (chosen by the PRECISION parameter)"
+    from_env = os.environ.get("IMGREC_PRECISION")
+    if from_env:
+        if from_env not in PRECISIONS[1:]:
+            raise ImgrecError(f"IMGREC_PRECISION={from_env!r} is not a precision; use one of: "
+                              f"{', '.join(PRECISIONS[1:])}, or unset it")
+        return from_env, f"{from_env} (chosen by the IMGREC_PRECISION environment variable)"
     import tensorflow as tf
 
     if tf.config.list_physical_devices("GPU"):
@@ -37,42 +92,7 @@ def choose_precision(requested: str = "auto") -> tuple[str, str]:
     return "float32", "float32: no GPU and no native bfloat16 on this CPU"
 
 
-@dataclass
-class TrainingRun:
-    """What :func:`fit` returns: the Keras history as a dict and the wall-clock seconds it took."""
-
-    history: dict[str, list[float]]
-    seconds: float
-    epochs: int
-    train_images: int
-
-    @property
-    def images_per_second(self) -> float:
-        return self.train_images * self.epochs / self.seconds if self.seconds else float("nan")
-
-
-def fit(model, x, y=None, *, epochs: int, batch_size: int | None = None, validation_data=None,
-        verbose: int | str = 2, callbacks: Sequence[Any] = ()) -> TrainingRun:
-    """``model.fit`` with wall-clock timing (lessons 02, 04, 05).
-
-    ``x`` may be arrays (with ``y``) or a ``tf.data.Dataset``. Verbose 2 prints one line per epoch.
-    """
-    start = time.perf_counter()
-    history = model.fit(x, y, epochs=epochs, batch_size=batch_size, validation_data=validation_data,
-                        verbose=verbose, callbacks=list(callbacks))
-    seconds = time.perf_counter() - start
-    n = len(x) if hasattr(x, "__len__") and y is not None else _dataset_size(x)
-    return TrainingRun({k: [float(v) for v in vs] for k, vs in history.history.items()}, seconds, epochs, n)
-
-
-def _dataset_size(dataset) -> int:
-    try:  # a batched tf.data.Dataset: count elements once
-        return int(sum(int(batch[0].shape[0]) for batch in dataset))
-    except Exception:
-        return 0
-
-
-def join_histories(*runs: TrainingRun | dict[str, list[float]]) -> dict[str, Any]:
+def join_histories(*runs: dict[str, list[float]]) -> dict[str, Any]:
     """Concatenate the histories of several training stages (lesson 04: frozen, augmented, fine-tuned).
 
     The result carries ``_stage_starts`` (epoch index where each stage begins) for
@@ -81,7 +101,7 @@ def join_histories(*runs: TrainingRun | dict[str, list[float]]) -> dict[str, Any
     joined: dict[str, Any] = {"_stage_starts": []}
     length = 0
     for run in runs:
-        hist = run.history if isinstance(run, TrainingRun) else run
+        hist = run
         joined["_stage_starts"].append(length)
         n = max((len(v) for k, v in hist.items() if not k.startswith("_")), default=0)
         for key, values in hist.items():

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import json
 import zipfile
+from pathlib import Path
+from types import SimpleNamespace
 
+import nbformat
 import numpy as np
 import pytest
 
@@ -25,6 +28,68 @@ def test_reference_cnn_is_exactly_the_lesson_architecture():
     assert model.output_shape == (None, 10)
 
 
+LESSON_02 = Path(__file__).resolve().parent.parent / "notebooks" / "02_cnn_from_scratch.ipynb"
+
+
+def _lesson_02_model(precision: str):
+    """Run lesson 02's model cell (the one with ``keras.Sequential(``) as the notebook has it."""
+    import keras
+
+    cells = [c.source for c in nbformat.read(LESSON_02, as_version=4).cells
+             if c.cell_type == "code" and "keras.Sequential(" in c.source]
+    assert len(cells) == 1, "lesson 02 should build its model in exactly one keras.Sequential cell"
+    namespace = {"keras": keras, "lesson": SimpleNamespace(seed=0), "precision": precision}
+    previous = keras.config.dtype_policy()
+    try:
+        exec(compile(cells[0], str(LESSON_02), "exec"), namespace)
+    finally:
+        keras.config.set_dtype_policy(previous)  # the cell sets the global policy, as the lesson teaches
+    return namespace["model"]
+
+
+def _architecture(model) -> list[tuple]:
+    rows = []
+    for layer in model.layers:
+        config = {k: v for k, v in layer.get_config().items() if k != "name"}
+        rows.append((type(layer).__name__, tuple(layer.output.shape), layer.count_params(),
+                     layer.dtype_policy.name, json.dumps(config, sort_keys=True, default=str)))
+    return rows
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_lesson_02_cell_and_helper_build_the_same_network(precision):
+    """Lesson 02 shows the network as a keras.Sequential; lesson 05 and the benchmark rebuild it with
+    models.build_reference_cnn: same layer types, output shapes, parameter counts, configs and dtypes."""
+    import keras
+
+    from_notebook = _lesson_02_model(precision)
+    from_helper = models.build_reference_cnn(precision=precision)
+    assert _architecture(from_notebook) == _architecture(from_helper)
+    assert from_notebook.count_params() == from_helper.count_params() == models.REFERENCE_CNN_PARAMS
+    assert from_notebook.layers[-1].dtype_policy.name == "float32"
+    if precision != "float32":
+        assert from_notebook.layers[0].compute_dtype == "bfloat16"
+    assert keras.config.dtype_policy().name == "float32"
+
+
+def test_feature_head_binary_and_multiclass():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    binary = models.build_feature_head(32, 2, hidden=8)
+    assert binary.output_shape == (None, 1) and binary.loss == "binary_crossentropy"
+    assert [type(layer).__name__ for layer in binary.layers] == ["Flatten", "Dense", "Dropout", "Dense"]
+    multi = models.build_feature_head((4, 4, 8), 10, hidden=0)
+    assert multi.output_shape == (None, 10) and multi.count_params() == 4 * 4 * 8 * 10 + 10
+    assert multi.loss == "sparse_categorical_crossentropy"
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 32)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.int64)
+    binary.fit(x, y, epochs=60, verbose=0)
+    assert binary.evaluate(x, y, verbose=0)[1] > 0.8  # it learns a learnable signal
+    multi.fit(np.zeros((40, 4, 4, 8), np.float32), np.arange(40) % 10, epochs=1, verbose=0)
+
+
 def test_precision_is_per_layer_and_softmax_stays_float32():
     import keras
 
@@ -34,13 +99,49 @@ def test_precision_is_per_layer_and_softmax_stays_float32():
     assert keras.config.dtype_policy().name == "float32"  # no global setting changed
 
 
-def test_choose_precision():
+def test_choose_precision(monkeypatch):
+    monkeypatch.delenv("IMGREC_PRECISION", raising=False)
     policy, why = training.choose_precision("float32")
     assert policy == "float32" and "PRECISION" in why
     policy, why = training.choose_precision("auto")
     assert policy in ("float32", "mixed_bfloat16", "mixed_float16") and policy in why
     with pytest.raises(ImgrecError, match="unknown precision"):
         training.choose_precision("float8")
+
+
+def test_choose_precision_from_the_environment(monkeypatch):
+    monkeypatch.setenv("IMGREC_PRECISION", "float32")
+    assert training.choose_precision("auto") == ("float32", "float32 (chosen by the IMGREC_PRECISION environment variable)")
+    assert training.choose_precision("mixed_bfloat16")[0] == "mixed_bfloat16"  # the parameter wins
+    monkeypatch.setenv("IMGREC_PRECISION", "fp8")
+    with pytest.raises(ImgrecError, match="IMGREC_PRECISION='fp8' is not a precision"):
+        training.choose_precision("auto")
+
+
+def test_cpu_environment_keeps_what_the_user_set(monkeypatch):
+    assert training.cpu_environment({}) == training.CPU_ENVIRONMENT == {"TF_ENABLE_ONEDNN_OPTS": "1"}
+    assert training.cpu_environment({"TF_ENABLE_ONEDNN_OPTS": "0"}) == {}
+    import tensorflow  # noqa: F401  (imported by now: too late to change its settings)
+
+    monkeypatch.delenv("TF_ENABLE_ONEDNN_OPTS", raising=False)
+    assert training.apply_cpu_environment() == {} and "TF_ENABLE_ONEDNN_OPTS" not in __import__("os").environ
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("TF_NUM_INTEROP_THREADS", raising=False)
+    monkeypatch.delenv("TF_NUM_INTRAOP_THREADS", raising=False)
+    assert training.cpu_settings() == "TensorFlow default"
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "1")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    assert training.cpu_settings() == "oneDNN on (max ISA AVX2)"
+
+
+def test_apply_cpu_environment_before_tensorflow():
+    import subprocess
+    import sys
+
+    code = ("import os, sys; os.environ.pop('TF_ENABLE_ONEDNN_OPTS', None); from imgrec_helpers import training; "
+            "print(training.apply_cpu_environment(), 'tensorflow' in sys.modules, os.environ['TF_ENABLE_ONEDNN_OPTS'])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "{'TF_ENABLE_ONEDNN_OPTS': '1'} False 1"
 
 
 def test_training_helpers():
@@ -63,15 +164,14 @@ def _tiny_classifier():
     return model
 
 
-def test_fit_and_evaluate_measure_something_real():
+def test_evaluate_accuracy_measures_something_real():
     model = _tiny_classifier()
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 300)
     x = np.zeros((300, 8, 8, 3), np.float32)
     x[np.arange(300), 0, 0, y] = 1.0  # a learnable signal
-    run = training.fit(model, x, np.eye(3)[y], epochs=30, batch_size=32, verbose=0)
-    assert run.seconds > 0 and run.epochs == 30 and run.train_images == 300
-    assert run.history["loss"][-1] < run.history["loss"][0]
+    history = model.fit(x, np.eye(3)[y], epochs=30, batch_size=32, verbose=0).history
+    assert history["loss"][-1] < history["loss"][0]
     accuracy, pred, prob = training.evaluate_accuracy(model, x, y)
     assert accuracy > 0.9 and pred.shape == (300,) and ((prob > 0) & (prob <= 1)).all()
 
@@ -85,17 +185,6 @@ def test_keras_file_round_trip_keeps_class_names(tmp_path):
     x = np.random.default_rng(1).random((4, 8, 8, 3)).astype(np.float32)
     assert np.array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     assert [p.name for p in tmp_path.iterdir()] == ["m.keras"]  # no temporary files left
-
-
-def test_json_and_h5_round_trip(tmp_path):
-    model = models.build_reference_cnn(precision="mixed_bfloat16")
-    j, w = persistence.save_json_and_h5(model, tmp_path / "cnn.json", tmp_path / "cnn.weights.h5")
-    assert json.loads(j.read_text())["class_name"] == "Sequential"
-    loaded = persistence.load_json_and_h5(j, w)
-    x = np.random.default_rng(2).random((3, 32, 32, 3)).astype(np.float32)
-    assert np.array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    with pytest.raises(ImgrecError, match="weights.h5"):
-        persistence.save_json_and_h5(model, tmp_path / "a.json", tmp_path / "a.h5")
 
 
 def test_load_model_errors(tmp_path):

@@ -7,7 +7,7 @@ import sys
 
 SCRIPT = r"""
 import json, numpy as np
-from imgrec_helpers import models, running, training
+from imgrec_helpers import models, running
 rng = np.random.default_rng(0)
 x = rng.random((256, 32, 32, 3), dtype=np.float32)
 y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 256)]
@@ -16,8 +16,8 @@ for _ in range(2):
     running.set_seed(123, deterministic=True)
     model = models.build_reference_cnn(precision="PRECISION")
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
-    run = training.fit(model, x, y, epochs=2, batch_size=64, verbose=0)
-    out.append({"loss": run.history["loss"], "pred": model.predict(x[:16], verbose=0).round(6).tolist()})
+    history = model.fit(x, y, epochs=2, batch_size=64, verbose=0)
+    out.append({"loss": history.history["loss"], "pred": model.predict(x[:16], verbose=0).round(6).tolist()})
 running.set_seed(124, deterministic=True)
 other = models.build_reference_cnn(precision="PRECISION")
 out.append({"weights": float(np.asarray(other.layers[0].kernel).sum())})

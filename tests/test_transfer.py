@@ -20,7 +20,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from imgrec_helpers import applications, models, persistence, pretrained  # noqa: E402
+from imgrec_helpers import applications, models, persistence  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 DATA_HOME = Path(os.environ.get("IMGREC_DATA_HOME", REPO / "data"))
@@ -52,9 +52,9 @@ def _end_to_end(base, head, preprocess_input, size: int):
 
 
 def test_feature_head_binary_and_multiclass():
-    binary = pretrained.build_feature_head(32, 2, hidden=8)
+    binary = models.build_feature_head(32, 2, hidden=8)
     assert binary.output_shape == (None, 1) and binary.loss == "binary_crossentropy"
-    multi = pretrained.build_feature_head((4, 4, 8), 10, hidden=0)
+    multi = models.build_feature_head((4, 4, 8), 10, hidden=0)
     assert multi.output_shape == (None, 10) and multi.count_params() == 4 * 4 * 8 * 10 + 10
     x = np.random.default_rng(0).normal(size=(40, 32)).astype(np.float32)
     y = (x[:, 0] > 0).astype(np.int64)
@@ -94,7 +94,7 @@ def test_end_to_end_dog_model_save_load_round_trip(tmp_path):
     images = _images(12, 64)
     labels = np.arange(12) % 2
     features = base.predict(preprocess_input(images), verbose=0)
-    head = pretrained.build_feature_head(features.shape[1:], 2, hidden=16)
+    head = models.build_feature_head(features.shape[1:], 2, hidden=16)
     head.fit(features, labels, epochs=2, verbose=0)
     model = _end_to_end(base, head, preprocess_input, 64)
     assert model.input_shape == (None, 64, 64, 3)
@@ -216,7 +216,7 @@ def test_real_dog_vs_notdog_on_new_photos(tmp_path, monkeypatch):
     folder = data.load_image_folder(DATA_HOME / "images" / "dog_vs_notdog", 224)
     is_dog = (folder.labels == folder.class_names.index("dog")).astype(np.int64)
     features = base.predict(choice.module.preprocess_input(folder.images), verbose=0)
-    head = pretrained.build_feature_head(features.shape[1:], 2, hidden=64)
+    head = models.build_feature_head(features.shape[1:], 2, hidden=64)
     head.fit(features, is_dog, epochs=100, batch_size=16, verbose=0)
     path = persistence.save_model(_end_to_end(base, head, choice.module.preprocess_input, 224),
                                   tmp_path / "dog_vs_notdog.keras", class_names=["not dog", "dog"], input_scale="0-255")
