@@ -70,7 +70,7 @@ def test_resume_skips_completed_notebooks(course, tmp_path):
         running.run_course("quick", out, notebooks_dir=course, resume=True, report=False, log=lambda s: None)
 
 
-def test_timeout_names_thewrite_notebook(tmp_path):
+def test_timeout_names_the_notebook(tmp_path):
     folder = tmp_path / "nb"
     folder.mkdir()
     write_notebook(folder / "01_slow.ipynb", "import time; time.sleep(120)")
