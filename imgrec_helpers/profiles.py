@@ -32,7 +32,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "sample_photos": None,           # None = every photo in images/samples
         # lesson 04
         "head_epochs": 100,              # part A: head on the 64 saved feature vectors
-        "min_dog_accuracy": 0.85,        # part A: share of the 5 new dog/cat photos right
+        "min_dog_accuracy": 0.8,         # part A: share of the 5 new dog/cat photos right (4 of 5; chance: 6 in 32)
         "min_alpaca_accuracy": 0.85,     # part B: validation accuracy after fine-tuning
         "alpaca_epochs": 10,             # part B, frozen base
         "augment_epochs": 10,            # part B, with augmentation
@@ -64,7 +64,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "top_k": 5,
         "sample_photos": None,
         "head_epochs": 100,
-        "min_dog_accuracy": 0.85,
+        "min_dog_accuracy": 0.8,
         "min_alpaca_accuracy": 0.85,
         "alpaca_epochs": 5,
         "augment_epochs": 5,
