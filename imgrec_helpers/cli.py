@@ -33,14 +33,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {self.prog}: {message}; see {self.prog} --help\n")
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str, low: int, high: int | None = None) -> int:
+    """``text`` as an int in ``low..high`` (no upper bound when ``high`` is None), for argparse."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    if value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"{text} must be at least {low}" if high is None
+                                         else f"{text} must lie in {low}..{high}")
     return value
+
+
+def _positive_int(text: str) -> int:
+    return _whole_number(text, 1)
 
 
 def _seconds(text: str) -> float:
@@ -54,13 +60,7 @@ def _seconds(text: str) -> float:
 
 
 def _seed(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not 0 <= value < 2**32:
-        raise argparse.ArgumentTypeError(f"{text} must lie in 0..{2**32 - 1}")
-    return value
+    return _whole_number(text, 0, 2**32 - 1)
 
 
 def _parser() -> argparse.ArgumentParser:

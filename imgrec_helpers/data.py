@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import DataError, FileSystemError, ImageError, describe_os_error
-from .persistence import atomic_dir, existing_file
+from .persistence import atomic_dir, existing_file, stat_existing
 
 CLASS_NAMES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -493,12 +493,7 @@ def check_folder(folder: str | os.PathLike) -> Path:
     import stat
 
     folder = Path(folder)
-    try:
-        st = os.stat(folder)
-    except FileNotFoundError:
-        raise DataError(f"{folder}: no such folder; check the path or the data home (IMGREC_DATA_HOME)") from None
-    except OSError as exc:
-        raise DataError(describe_os_error(exc, folder, "open")) from None
+    st = stat_existing(folder, DataError, "no such folder; check the path or the data home (IMGREC_DATA_HOME)")
     if not stat.S_ISDIR(st.st_mode):
         raise DataError(f"{folder}: is a file, not a folder; pass the folder that holds the images")
     return folder

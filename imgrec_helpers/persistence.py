@@ -125,6 +125,19 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def stat_existing(path: str | os.PathLike, error: type[ImgrecError], missing: str) -> os.stat_result:
+    """``os.stat(path)``, or one line of type ``error``: ``missing`` (the advice) for a path that does
+    not exist, :func:`~imgrec_helpers.errors.describe_os_error` for any other refusal (permission denied
+    on a folder above, name too long, a link loop). Used by :func:`existing_file` and
+    :func:`imgrec_helpers.data.check_folder`."""
+    try:
+        return os.stat(path)
+    except FileNotFoundError:
+        raise error(f"{path}: {missing}") from None
+    except OSError as exc:
+        raise error(describe_os_error(exc, Path(path), "open")) from None
+
+
 def existing_file(path: str | os.PathLike, error: type[ImgrecError], missing: str, folder: str) -> Path:
     """``path`` as a Path if it names an existing regular file; else one line of type ``error``.
 
@@ -136,12 +149,7 @@ def existing_file(path: str | os.PathLike, error: type[ImgrecError], missing: st
     import stat
 
     path = Path(path)
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise error(f"{path}: {missing}") from None
-    except OSError as exc:
-        raise error(describe_os_error(exc, path, "open")) from None
+    st = stat_existing(path, error, missing)
     if stat.S_ISDIR(st.st_mode):
         raise error(f"{path}: is a folder; {folder}")
     if not stat.S_ISREG(st.st_mode):
