@@ -196,8 +196,8 @@ def _lever_worker(spec: dict[str, Any]) -> dict[str, float]:
 
     (x_train, y_train), _ = data.load_cifar10(spec["data_home"])
     n = int(spec["images"])
-    x = data.preprocess_images(x_train[:n])
-    y = data.one_hot(y_train[:n])
+    x = x_train[:n].astype("float32") / 255.0
+    y = keras.utils.to_categorical(y_train[:n], num_classes=10)
     runs = {}
     for name in spec["fits"]:
         setting = LEVER_FITS[name]
@@ -351,10 +351,12 @@ def main(argv: list[str] | None = None) -> int:
             summary[key] = "n/a"
             reasons.append(f"{key}: n/a because {exc}")
 
+    import keras
+
     (x_train, y_train), _ = data.load_cifar10(home)
     n = 6144 if args.quick else 16_384
-    x = data.preprocess_images(x_train[:n])
-    y = data.one_hot(y_train[:n])
+    x = x_train[:n].astype("float32") / 255.0
+    y = keras.utils.to_categorical(y_train[:n], num_classes=10)
     if separate_plain:  # plain Keras runs with TensorFlow's own defaults: in a process without the course's settings
         plain_fit = "plain Keras: NumPy arrays, batch 32"
         plain_speeds: list[float] = []

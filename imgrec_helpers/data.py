@@ -353,22 +353,6 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(total_sq / n - mean ** 2)
 
 
-def preprocess_images(images: np.ndarray) -> np.ndarray:
-    """uint8 pixels -> float32 in [0, 1], the scaling lessons 02 and 05 train on."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        raise DataError(f"expected uint8 pixels, got {images.dtype}; pass the images as loaded")
-    return images.astype(np.float32) / 255.0
-
-
-def one_hot(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
-    """Integer labels of shape (N,) or (N, 1) -> float32 one-hot vectors of shape (N, num_classes)."""
-    labels = np.asarray(labels).reshape(-1).astype(np.int64)
-    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
-        raise DataError(f"labels must lie in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}")
-    return np.eye(num_classes, dtype=np.float32)[labels]
-
-
 def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
     """Indices of a class-balanced random subset of ``size`` items (all items when ``size`` is None).
 

@@ -55,27 +55,6 @@ def top_k(probabilities: np.ndarray, class_names: Sequence[str], k: int = 3) -> 
     return [Prediction(str(class_names[i]), float(probs[i])) for i in order]
 
 
-def predict_image(model, image: np.ndarray, class_names: Sequence[str], input_scale: str = "0-1",
-                  k: int = 3) -> list[Prediction]:
-    """Top-``k`` predictions for one RGB uint8 image already at the model's input size (lesson 02)."""
-    batch = data.images_to_batch(image)  # add the batch dimension: (1, H, W, 3)
-    expected = tuple(model.input_shape[1:3])
-    if None not in expected and tuple(batch.shape[1:3]) != expected:
-        raise ImageError(f"image is {batch.shape[1]}x{batch.shape[2]} but the model wants {expected[0]}x{expected[1]}; "
-                         "load it with data.load_image(path, size)")
-    probs = model.predict(scale_pixels(batch, input_scale), verbose=0)[0]
-    return top_k(probs, class_names, k)
-
-
-def describe(predictions: Sequence[Prediction], truth: str | None = None) -> str:
-    """'cat 83.1% (correct)' style line for the best prediction; with the truth when known."""
-    best = predictions[0]
-    text = f"{best.label} {best.probability * 100:.1f}%"
-    if truth is not None:
-        text += " (correct)" if best.label == truth else f" (incorrect: it is {truth})"
-    return text
-
-
 # --------------------------------------------------------------------------------------------
 # imgrec predict
 # --------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 Lessons 02 and 05 call ``compile``/``fit``/``evaluate`` themselves; this module chooses *how fast* they
 run (:func:`apply_cpu_environment`, :func:`choose_precision`) and holds the arithmetic that is not the
 lesson (confusion matrix, epochs per curve point); lesson 04 uses :func:`join_histories` (one plot of
-its three training stages) and :func:`evaluate_accuracy`.
+its three training stages).
 """
 from __future__ import annotations
 
@@ -114,25 +114,6 @@ def join_histories(*runs: dict[str, list[float]]) -> dict[str, Any]:
             if not key.startswith("_") and len(joined[key]) < length:
                 joined[key].extend([float("nan")] * (length - len(joined[key])))
     return joined
-
-
-def predict_classes(model, x, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted class and its probability for each input (softmax or single sigmoid output)."""
-    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float32)
-    if probs.ndim == 2 and probs.shape[1] == 1:  # one sigmoid unit: probability of class 1
-        p1 = probs[:, 0]
-        pred = (p1 >= 0.5).astype(np.int64)
-        return pred, np.where(pred == 1, p1, 1.0 - p1)
-    pred = probs.argmax(axis=1)
-    return pred, probs[np.arange(len(probs)), pred]
-
-
-def evaluate_accuracy(model, x, labels, batch_size: int = 256) -> tuple[float, np.ndarray, np.ndarray]:
-    """Accuracy on ``x`` against integer (or one-hot) ``labels``; also returns predictions and their probabilities."""
-    labels = np.asarray(labels)
-    true = labels.argmax(axis=1) if labels.ndim == 2 and labels.shape[1] > 1 else labels.reshape(-1)
-    pred, prob = predict_classes(model, x, batch_size)
-    return float((pred == true).mean()), pred, prob
 
 
 def confusion_matrix(true, pred, num_classes: int) -> np.ndarray:

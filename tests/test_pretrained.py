@@ -119,7 +119,8 @@ def test_the_rename_only_wrappers_are_gone():
     gone = ("freeze", "compile_classifier", "augmentation_layers", "with_augmentation", "timed",
             "build_frozen_classifier", "build_end_to_end", "preprocessing_layers", "feature_extractor",
             "extract_features", "load_with_fallback", "preprocess_input", "decode_predictions", "custom_objects",
-            "layer_table", "save_json_and_h5", "load_json_and_h5")
+            "layer_table", "save_json_and_h5", "load_json_and_h5", "one_hot", "preprocess_images", "predict_image",
+            "evaluate_accuracy", "fit")
     for info in pkgutil.iter_modules(imgrec_helpers.__path__):
         if info.name == "__main__":  # runs the command when imported
             continue
