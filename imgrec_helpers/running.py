@@ -249,8 +249,8 @@ def _prepare_run_dir(run_dir: Path, resume: bool) -> dict[str, Any] | None:
         previous = read_manifest(run_dir, fix="it is not a run folder to resume; start a new run with --out")
         if previous is None:
             raise ImgrecError(f"{run_dir}: nothing to resume (no manifest.json); start a new run instead")
-        return previous
-    previous = read_manifest(run_dir, fix="this folder holds something else: choose another --out folder") if st else None
+    else:
+        previous = read_manifest(run_dir, fix="this folder holds something else: choose another --out folder") if st else None
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "logs").mkdir(exist_ok=True)
@@ -324,10 +324,6 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
                               f"{previous.get('seed')}; resume it with the same --profile and --seed")
         done = {name for name, nb in previous["notebooks"].items()
                 if nb.get("status") == "ok" and (run_dir / name).is_file()}
-        try:
-            (run_dir / "logs").mkdir(exist_ok=True)
-        except OSError as exc:
-            raise os_error(exc, run_dir / "logs", "create") from None
 
     manifest: dict[str, Any] = {
         "profile": profile,
@@ -336,7 +332,7 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
         "versions": versions(),
         "hardware": hardware.info(),
-        "cpu_settings": cpu_settings_of(kernel_env(run_dir / "logs")),
+        "cpu_settings": cpu_settings_of({**os.environ, **cpu_environment()}),  # as kernel_env passes them on
         "data_home": str(_data_home(data_home)),
         "notebooks": {p.name: {"status": "pending"} for p in selected},
         "status": "running",
