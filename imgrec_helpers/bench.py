@@ -293,16 +293,22 @@ def _predict_batched_vs_single(images: np.ndarray, batch_size: int = 64, single:
     return batched, one_by_one
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="imgrec bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smaller measurements: under 10 minutes on 2 cores")
-    parser.add_argument("--data-home", help="datasets and weights (default: $IMGREC_DATA_HOME or data/)")
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's options, shared by ``imgrec bench`` and ``python -m imgrec_helpers.bench``."""
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller measurements, without the time-to-80%% recipe: a few minutes on 2 cores")
+    parser.add_argument("--data-home", metavar="DIR", help="datasets and weights (default: $IMGREC_DATA_HOME or data/)")
     parser.add_argument("--levers", action="store_true",
                         help="only measure the per-epoch levers of float32 training (oneDNN, threads, "
                              "steps_per_execution, tf.data, batch size)")
     parser.add_argument("--emulate-avx2", action="store_true",
                         help="stand in for a laptop CPU without AVX-512/bfloat16 (e.g. AMD EPYC): float32, oneDNN "
                              "capped at AVX2, plain Keras with oneDNN off (TensorFlow's default on AMD CPUs)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="imgrec bench", description=__doc__.split("\n\n")[0])
+    add_arguments(parser)
     parser.add_argument("--lever-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.lever_worker:

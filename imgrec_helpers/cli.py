@@ -94,9 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", metavar="MODEL", help="a .keras file saved by the course")
     evaluate.add_argument("folder", metavar="FOLDER", help="FOLDER/<class name>/<images>, class names as the model's")
 
-    bench = sub.add_parser("bench", help="measure training and inference speed against plain Keras")
-    bench.add_argument("--quick", action="store_true", help="smaller measurements: under 10 minutes on 2 cores")
-    bench.add_argument("--data-home", metavar="DIR", help="datasets and weights (default: $IMGREC_DATA_HOME or data/)")
+    from .bench import add_arguments as add_bench_arguments  # the same options as python -m imgrec_helpers.bench
+
+    add_bench_arguments(sub.add_parser("bench", help="measure training and inference speed against plain Keras"))
 
     lab = sub.add_parser("lab", help="copy the lessons into your own folder and open JupyterLab there")
     lab.add_argument("--dir", metavar="DIR", help="your notebooks' folder (default: my-notebooks/ in the repository)")
@@ -210,13 +210,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "evaluate":
         return _evaluate(args)
     if args.command == "bench":
-        from .quiet import import_tensorflow
-
-        _data_home_checked(args.data_home)
-        import_tensorflow()
         from . import bench
 
-        return bench.main((["--quick"] if args.quick else []) + (["--data-home", args.data_home] if args.data_home else []))
+        _data_home_checked(args.data_home)
+        # bench.main applies the CPU settings and starts TensorFlow quietly itself: settings such as
+        # --emulate-avx2 must come before TensorFlow is imported
+        return bench.main([flag for flag, on in (("--quick", args.quick), ("--levers", args.levers),
+                                                 ("--emulate-avx2", args.emulate_avx2)) if on]
+                          + (["--data-home", args.data_home] if args.data_home else []))
     if args.command == "report":
         from .report import write_report
 

@@ -145,3 +145,15 @@ def test_evaluate_empty_and_one_class_folders(saved_model, tmp_path, capsys):
     _class_folder(tmp_path / "one", "apple")
     assert cli.main(["evaluate", str(saved_model[0]), str(tmp_path / "one")]) == 2
     assert "only one class folder" in capsys.readouterr().err
+
+
+def test_bench_takes_the_module_options_and_hands_them_on(tmp_path, monkeypatch):
+    """``imgrec bench`` has the options of ``python -m imgrec_helpers.bench`` and passes them on unchanged
+    (bench.main applies --emulate-avx2 before TensorFlow starts)."""
+    from imgrec_helpers import bench
+
+    seen = []
+    monkeypatch.setattr(bench, "main", lambda argv: seen.append(argv) or 0)
+    assert cli.main(["bench", "--quick", "--emulate-avx2", "--data-home", str(tmp_path)]) == 0
+    assert cli.main(["bench", "--levers"]) == 0
+    assert seen == [["--quick", "--emulate-avx2", "--data-home", str(tmp_path)], ["--levers"]]
