@@ -97,7 +97,8 @@ def _write_report(run_dir: Path) -> Path:
              f"</title><style>{_CSS}</style></head><body>",
              f"<h1>imgrec run report</h1><p>Run folder <code>{e(str(run_dir))}</code>, profile "
              f"<b>{e(str(manifest.get('profile')))}</b>, seed {e(str(manifest.get('seed')))}, status "
-             f"<b class='{e(str(manifest.get('status')))}'>{e(str(manifest.get('status')))}</b>.</p>"]
+             f"<b class='{e(str(manifest.get('status')))}'>{e(str(manifest.get('status')))}</b>"
+             + (f": {e(str(manifest['note']))}" if manifest.get("note") else "") + ".</p>"]
 
     parts.append("<h2>Notebooks</h2><table id='notebooks'><tr><th>notebook</th><th>status</th><th>seconds</th>"
                  "<th>executed copy</th></tr>")

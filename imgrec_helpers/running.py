@@ -218,6 +218,37 @@ def read_manifest(run_dir: str | os.PathLike, fix: str = "run into a new folder"
         wrong = ["notebooks"]
     if wrong:
         raise ImgrecError(f"{path}: not an imgrec run manifest ({'it is ' + wrong[0] if not isinstance(manifest, dict) else 'bad or missing ' + ', '.join(wrong)}); {fix}")
+    return _settle_if_gone(manifest)
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine (signal 0 only checks; never used on Windows,
+    where ``os.kill`` would end the process)."""
+    if os.name == "nt":
+        return True  # cannot tell there, so assume it still runs
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    except (OverflowError, ValueError):
+        return False
+    return True
+
+
+def _settle_if_gone(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A manifest still at "running" whose runner (``pid`` on this ``host``) no longer exists was stopped
+    without a chance to record it (SIGKILL, power loss): read it as "interrupted", saying so; the file is
+    left as it is (``--resume`` writes a new one)."""
+    pid, host = manifest.get("pid"), manifest.get("host")
+    if (manifest.get("status") != "running" or not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0
+            or host != platform.node() or _process_exists(pid)):
+        return manifest
+    why = f"its runner (process {pid}) ended without recording how (killed?)"
+    manifest = {**manifest, "status": "interrupted", "note": why,
+                "notebooks": {name: ({**nb, "status": "interrupted", "error": why} if nb.get("status") == "running"
+                                     else nb) for name, nb in manifest["notebooks"].items()}}
     return manifest
 
 
@@ -336,6 +367,8 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
         "data_home": str(_data_home(data_home)),
         "notebooks": {p.name: {"status": "pending"} for p in selected},
         "status": "running",
+        "pid": os.getpid(),             # with host: a later reader can tell a killed run from a running one
+        "host": platform.node(),
     }
     if previous and resume:
         for name in done:

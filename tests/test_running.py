@@ -138,7 +138,11 @@ def test_killed_run_keeps_previous_outputs_and_the_next_run_works(tmp_path):
 
     assert (out / "02_slow.ipynb").read_bytes() == good  # the previous executed copy is intact
     manifest = json.loads((out / "manifest.json").read_text())  # still valid JSON
-    assert manifest["notebooks"]["02_slow.ipynb"]["status"] == "running"
+    assert manifest["notebooks"]["02_slow.ipynb"]["status"] == "running" and manifest["pid"] == proc.pid
+    read = running.read_manifest(out)  # the runner is gone: read as interrupted, saying so
+    assert read["status"] == "interrupted" and f"process {proc.pid}" in read["note"]
+    assert read["notebooks"]["02_slow.ipynb"]["status"] == "interrupted"
+    assert read["notebooks"]["01_fast.ipynb"]["status"] == "ok"
     time.sleep(2)  # papermill got SIGTERM when its parent died; nothing keeps writing
     manifest = running.run_course("smoke", out, notebooks_dir=folder, report=False, log=lambda s: None)
     assert manifest["status"] == "ok"
@@ -170,3 +174,22 @@ def test_sigterm_is_recorded_as_interrupted(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "interrupted" and manifest["notebooks"]["01_slow.ipynb"]["status"] == "interrupted"
     assert not list(out.glob(".*partial*"))
+
+
+def test_a_running_manifest_is_only_settled_when_its_runner_is_gone(tmp_path, monkeypatch):
+    import os
+    import platform
+
+    base = {"profile": "smoke", "seed": 42, "status": "running", "host": platform.node(),
+            "notebooks": {"01.ipynb": {"status": "ok"}, "02.ipynb": {"status": "running"}}}
+    for pid, status in [(os.getpid(), "running"), (2 ** 22 + 12345, "interrupted")]:  # alive; no such process
+        (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": pid}))
+        assert running.read_manifest(tmp_path)["status"] == status
+    for other in [{"host": "another-machine"}, {"pid": 0}, {"pid": -1}, {"pid": True}, {"pid": None}]:
+        (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": 2 ** 22 + 12345, **other}))
+        assert running.read_manifest(tmp_path)["status"] == "running", other  # cannot tell: as written
+    from imgrec_helpers.report import write_report
+
+    (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": 2 ** 22 + 12345}))
+    html = write_report(tmp_path).read_text()
+    assert "interrupted</b>: its runner (process 4206649) ended without recording how (killed?)" in html
