@@ -319,7 +319,12 @@ def main(argv: list[str] | None = None) -> int:
         import_tensorflow()
         _line("LEVERS " + json.dumps(_lever_worker(json.loads(args.lever_worker))))
         return 0
+    return run(args)
 
+
+def run(args: argparse.Namespace) -> int:
+    """The benchmark for parsed options (:func:`add_arguments`: ``quick``, ``data_home``, ``levers``,
+    ``emulate_avx2``); ``imgrec bench`` calls it with its own parsed arguments."""
     from . import data, hardware, training, weights
     from .errors import ImgrecError
 

@@ -213,11 +213,9 @@ def _dispatch(args: argparse.Namespace) -> int:
         from . import bench
 
         _data_home_checked(args.data_home)
-        # bench.main applies the CPU settings and starts TensorFlow quietly itself: settings such as
+        # bench.run applies the CPU settings and starts TensorFlow quietly itself: settings such as
         # --emulate-avx2 must come before TensorFlow is imported
-        return bench.main([flag for flag, on in (("--quick", args.quick), ("--levers", args.levers),
-                                                 ("--emulate-avx2", args.emulate_avx2)) if on]
-                          + (["--data-home", args.data_home] if args.data_home else []))
+        return bench.run(args)
     if args.command == "report":
         from .report import write_report
 

@@ -222,8 +222,8 @@ def read_manifest(run_dir: str | os.PathLike, fix: str = "run into a new folder"
 
 
 def _process_exists(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine (signal 0 only checks; never used on Windows,
-    where ``os.kill`` would end the process)."""
+    """Whether process ``pid`` exists on this machine (signal 0 only checks). On Windows, where
+    ``os.kill`` would end the process, it does not check and answers True."""
     if os.name == "nt":
         return True  # cannot tell there, so assume it still runs
     try:

@@ -100,8 +100,7 @@ def join_histories(*runs: dict[str, list[float]]) -> dict[str, Any]:
     """
     joined: dict[str, Any] = {"_stage_starts": []}
     length = 0
-    for run in runs:
-        hist = run
+    for hist in runs:
         joined["_stage_starts"].append(length)
         n = max((len(v) for k, v in hist.items() if not k.startswith("_")), default=0)
         for key, values in hist.items():

@@ -149,11 +149,13 @@ def test_evaluate_empty_and_one_class_folders(saved_model, tmp_path, capsys):
 
 def test_bench_takes_the_module_options_and_hands_them_on(tmp_path, monkeypatch):
     """``imgrec bench`` has the options of ``python -m imgrec_helpers.bench`` and passes them on unchanged
-    (bench.main applies --emulate-avx2 before TensorFlow starts)."""
+    (bench.run applies --emulate-avx2 before TensorFlow starts)."""
     from imgrec_helpers import bench
 
     seen = []
-    monkeypatch.setattr(bench, "main", lambda argv: seen.append(argv) or 0)
+    options = ("quick", "data_home", "levers", "emulate_avx2")
+    monkeypatch.setattr(bench, "run", lambda args: seen.append({k: getattr(args, k) for k in options}) or 0)
     assert cli.main(["bench", "--quick", "--emulate-avx2", "--data-home", str(tmp_path)]) == 0
     assert cli.main(["bench", "--levers"]) == 0
-    assert seen == [["--quick", "--emulate-avx2", "--data-home", str(tmp_path)], ["--levers"]]
+    assert seen == [{"quick": True, "data_home": str(tmp_path), "levers": False, "emulate_avx2": True},
+                    {"quick": False, "data_home": None, "levers": True, "emulate_avx2": False}]
