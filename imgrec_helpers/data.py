@@ -21,7 +21,7 @@ from typing import Sequence
 import numpy as np
 
 from .errors import DataError, FileSystemError, ImageError, describe_os_error
-from .persistence import atomic_dir, existing_file, stat_existing
+from .persistence import atomic_dir, atomic_path, existing_file, stat_existing
 
 CLASS_NAMES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -206,22 +206,24 @@ def _extract_archive(archive: Path, target: Path) -> Path:
         return DataError(f"CIFAR-10 cannot be extracted into the cache: {detail}; or set IMGREC_CACHE_DIR to a "
                          f"writable folder with 200 MB free (the archive {archive.name} itself is fine)")
 
+    def wanted(member: tarfile.TarInfo) -> bool:
+        return member.isfile() and member.name.startswith(f"{CIFAR10_FOLDER}/") and ".." not in member.name
+
     try:
-        tar = tarfile.open(archive, "r:*")
-        members = [m for m in tar.getmembers()
-                   if m.isfile() and m.name.startswith(f"{CIFAR10_FOLDER}/") and ".." not in m.name]
+        tar = tarfile.open(archive, "r|*")  # one streaming pass: a compressed archive is decompressed once
     except (OSError, *corrupt) as exc:
         raise read_failed(exc) from None
     with tar:
-        names = {Path(m.name).name for m in members}
-        missing = [n for n in (*_TRAIN_BATCHES, _TEST_BATCH) if n not in names]
-        if missing:
-            raise DataError(f"{archive}: not a CIFAR-10 python archive (missing {', '.join(missing)}); "
-                            f"replace it with the official {CIFAR10_ARCHIVE}")
         try:
             with atomic_dir(target) as tmp:
-                for member in members:
+                names = set()
+                while True:
                     try:
+                        member = tar.next()
+                        if member is None:
+                            break
+                        if not wanted(member):
+                            continue
                         src = tar.extractfile(member)
                         assert src is not None
                         payload = src.read()
@@ -231,6 +233,11 @@ def _extract_archive(archive: Path, target: Path) -> Path:
                         (tmp / Path(member.name).name).write_bytes(payload)
                     except OSError as exc:
                         raise write_failed(describe_os_error(exc, target.parent, "write to")) from None
+                    names.add(Path(member.name).name)
+                missing = [n for n in (*_TRAIN_BATCHES, _TEST_BATCH) if n not in names]
+                if missing:
+                    raise DataError(f"{archive}: not a CIFAR-10 python archive (missing {', '.join(missing)}); "
+                                    f"replace it with the official {CIFAR10_ARCHIVE}")
                 for name in (*_TRAIN_BATCHES, _TEST_BATCH):  # validate before the folder goes into place
                     _read_batch(tmp / name, where=f"{archive}, member {CIFAR10_FOLDER}/{name}",
                                 fix=f"this is not the official CIFAR-10; replace {archive.name} with the official "
@@ -287,9 +294,8 @@ def cifar10_folder(home: str | os.PathLike | None = None, *, download: bool = Tr
 
     Looks, in order, for: the extracted folder in the data home;
     the archive (``.tar.gz`` or any other compression) in the data home, extracted once into the
-    cache (:func:`cache_dir`), keyed by the archive's path, size and time, so a replaced archive is
-    extracted anew; and finally downloads the official archive into the data home (or the cache when
-    the data home is read-only). Used by :func:`load_cifar10`.
+    cache (:func:`cache_dir`) by :func:`_extracted`; and finally downloads the official archive into
+    the data home (or the cache when the data home is read-only). Used by :func:`load_cifar10`.
     """
     home_path = check_data_home(home)
     in_home = home_path / CIFAR10_FOLDER
@@ -307,12 +313,43 @@ def cifar10_folder(home: str | os.PathLike | None = None, *, download: bool = Tr
             raise DataError(f"CIFAR-10 not found in {home_path} (no {CIFAR10_FOLDER}/, no {CIFAR10_ARCHIVE}) and the "
                             f"download failed: connect to the internet and run again, or place {CIFAR10_ARCHIVE} "
                             f"in {home_path} [{exc}]") from None
-    stat = archive.stat()
-    key = hashlib.sha1(f"{archive.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
-    cached = cache_dir() / f"{CIFAR10_FOLDER}-{key}"
-    if cached.is_dir():
-        return cached
-    return _extract_archive(archive, cached)
+    return _extracted(archive)
+
+
+def _extracted(archive: Path) -> Path:
+    """The cache folder extracted from ``archive``, extracting it the first time.
+
+    The folder is named by the archive's content (SHA-256), so a data home copied anew, moved or
+    touched reuses the extraction and the cache does not grow, while a replaced archive with other
+    bytes gets its own folder. A small pointer file, named by the archive's path, size and time,
+    skips the hashing (0.2 s) on later loads.
+    """
+    cache = cache_dir()
+    try:
+        stat = archive.stat()
+    except OSError as exc:
+        raise DataError(describe_os_error(exc, archive, "read")) from None
+    quick = hashlib.sha1(f"{archive.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    pointer = cache / f"{CIFAR10_FOLDER}-{quick}.source"
+    try:
+        named = cache / pointer.read_text().strip()
+        if named.parent == cache and named.name.startswith(f"{CIFAR10_FOLDER}-") and named.is_dir():
+            return named
+    except (OSError, ValueError):
+        pass  # no pointer yet, or an unreadable one: hash the archive
+    try:
+        digest = _sha256(archive)
+    except OSError as exc:
+        raise DataError(describe_os_error(exc, archive, "read")) from None
+    target = cache / f"{CIFAR10_FOLDER}-{digest[:16]}"
+    if not target.is_dir():
+        _extract_archive(archive, target)
+    try:
+        with atomic_path(pointer) as tmp:
+            tmp.write_text(target.name)
+    except FileSystemError:
+        pass  # a read-only cache with the folder already in it: the next load hashes again
+    return target
 
 
 def load_cifar10(home: str | os.PathLike | None = None, *, download: bool = True

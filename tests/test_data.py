@@ -10,7 +10,7 @@ import pytest
 
 from conftest import PER_BATCH, fake_batches, write_archive, write_batches
 from imgrec_helpers import data
-from imgrec_helpers.errors import DataError
+from imgrec_helpers.errors import DataError, FileSystemError
 
 
 def _expected(batches, names):
@@ -65,6 +65,43 @@ def test_extracts_once_into_cache(fake_home, isolated_cache, monkeypatch):
     data.load_cifar10(fake_home)
     assert calls == []
     assert not (fake_home / "cifar-10-batches-py").exists()  # the data home is never written to
+
+
+def test_same_archive_copied_or_touched_reuses_the_extraction(fake_home, isolated_cache, tmp_path, monkeypatch):
+    first = data.cifar10_folder(fake_home)
+    calls = []
+    monkeypatch.setattr(data, "_extract_archive", lambda *a: calls.append(a))
+    archive = fake_home / "cifar-10-python.tar.gz"
+    os.utime(archive, ns=(1, 1))  # a data home copied anew: same bytes, new time
+    copy = tmp_path / "other_home"
+    copy.mkdir()
+    shutil.copy(archive, copy / archive.name)
+    assert data.cifar10_folder(fake_home) == first and data.cifar10_folder(copy) == first
+    assert calls == []
+    assert [p.name for p in isolated_cache.iterdir() if p.is_dir()] == [first.name]  # the cache does not grow
+
+
+def test_archive_with_other_bytes_is_extracted_anew(fake_home, isolated_cache):
+    first = data.cifar10_folder(fake_home)
+    batches = fake_batches()
+    batches["test_batch"] = (batches["test_batch"][0][::-1].copy(), batches["test_batch"][1][::-1])
+    write_archive(fake_home / "cifar-10-python.tar.gz", batches)
+    second = data.cifar10_folder(fake_home)
+    assert second != first and second.is_dir()
+    _, (x_test, _) = data.load_cifar10(fake_home)
+    assert np.array_equal(x_test, _expected(batches, ["test_batch"])[0])
+
+
+def test_read_only_cache_with_the_extraction_still_loads(fake_home, isolated_cache, monkeypatch):
+    folder = data.cifar10_folder(fake_home)
+    os.utime(fake_home / "cifar-10-python.tar.gz", ns=(2, 2))  # the pointer no longer matches
+
+    def refuse(target, suffix=None):
+        raise FileSystemError(f"cannot write {target}: read-only file system")
+
+    monkeypatch.setattr(data, "atomic_path", refuse)
+    assert data.cifar10_folder(fake_home) == folder  # found by content; no pointer written, no error
+    assert not list(isolated_cache.glob(".*"))
 
 
 def test_truncated_batch_then_recovery(fake_home, isolated_cache):
