@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     predict = sub.add_parser("predict", help="label images with a saved .keras model or a pretrained ImageNet model")
     predict.add_argument("model", nargs="?", metavar="MODEL",
                          help="a .keras file saved by the course, or a pretrained model name (see --list)")
-    predict.add_argument("images", nargs="*", metavar="IMAGE", help="image files (any size or mode)")
+    predict.add_argument("images", nargs="*", metavar="IMAGE", help="image files (any size or mode), or folders of them")
     predict.add_argument("--top", type=_positive_int, default=3, metavar="K", help="how many labels per image (default: 3)")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
     predict.add_argument("--list", action="store_true", help="list the pretrained model names and their weights")
@@ -150,18 +150,16 @@ def _predict(args: argparse.Namespace) -> int:
         return 0
     if not args.model or not args.images:
         raise ImgrecError("usage: imgrec predict MODEL IMAGE [IMAGE ...] [--top K] [--json] (or imgrec predict --list)")
-    from .data import check_image_file
     from .prediction import check_model_spec
 
     check_model_spec(args.model)  # a readable .keras file or a known name, before TensorFlow starts
-    for image in args.images:  # every path exists, before a model is loaded
-        check_image_file(image)
+    images = _image_files(args.images)  # every path exists, before a model is loaded
     import_tensorflow()
     from .prediction import load_predictor
 
     predictor = load_predictor(args.model, args.data_home)
     unreadable = 0
-    for image, result in predictor.predict_files(args.images, args.top):
+    for image, result in predictor.predict_files(images, args.top):
         if isinstance(result, ImgrecError):  # reported in its place; the other images are still labelled
             unreadable += 1
             sys.stdout.flush()
@@ -172,6 +170,25 @@ def _predict(args: argparse.Namespace) -> int:
             _print(str(image), *(f"  {p.probability * 100:6.2f}%  {p.label}" + (f" ({p.wnid})" if p.wnid else "")
                                  for p in result))
     return 2 if unreadable else 0
+
+
+def _image_files(arguments: Sequence[str]) -> list[str]:
+    """``imgrec predict``'s image arguments as files: a folder stands for the image files directly in it
+    (sorted, by extension); every file must exist. One-line error for a missing path or an image-less folder."""
+    from .data import IMAGE_EXTENSIONS, check_image_file, list_images
+
+    files: list[str] = []
+    for argument in arguments:
+        if os.path.isdir(argument):
+            found = list_images(argument)
+            if not found:
+                raise ImgrecError(f"{argument}: a folder with no image files in it ({', '.join(IMAGE_EXTENSIONS)}); "
+                                  "pass image files or a folder of them")
+            files.extend(str(p) for p in found)
+        else:
+            check_image_file(argument)
+            files.append(argument)
+    return files
 
 
 def _evaluate(args: argparse.Namespace) -> int:

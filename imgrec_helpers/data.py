@@ -14,6 +14,7 @@ import os
 import pickle
 import tarfile
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -471,8 +472,15 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
 
     target = image_size(size)
     path = check_image_file(path)
+    if _is_empty(path):
+        raise ImageError(f"{path}: an empty file (0 bytes), not an image; copy the photo again")
     try:
-        with Image.open(path) as img:
+        with warnings.catch_warnings():
+            # between 89 and 179 million pixels Pillow only warns (above, it refuses: the error below);
+            # big JPEGs are decoded at reduced scale anyway, so the warning is noise for the student
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
             if target is not None and img.format == "JPEG":
                 img.draft("RGB", (target[0] * 2, target[1] * 2))  # decode big JPEGs at reduced scale
             img = ImageOps.exif_transpose(img)
@@ -490,6 +498,13 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
         box = center_box(*rgb.size, target) if crop else None
         rgb = rgb.resize(target, Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _to_rgb(img):  # PIL.Image.Image -> RGB PIL.Image.Image

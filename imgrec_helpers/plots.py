@@ -127,18 +127,50 @@ def confusion_matrix(matrix: np.ndarray, class_names: Sequence[str], title: str,
     return fig
 
 
-def predictions_with_bars(image: np.ndarray, labels: Sequence[str], probabilities: Sequence[float],
-                          title: str, save_to: str | os.PathLike | None = None):
-    """An image beside a horizontal bar chart of its top predictions (lessons 02, 03)."""
-    fig = _figure(8, 2.6)
-    ax_img, ax_bar = fig.subplots(1, 2, width_ratios=[1, 1.6])
+def _image_and_bars(ax_img: Any, ax_bar: Any, image: np.ndarray, labels: Sequence[str],
+                    probabilities: Sequence[float], fontsize: float) -> None:
     ax_img.imshow(image)
     ax_img.axis("off")
     y = np.arange(len(labels))[::-1]
     ax_bar.barh(y, np.asarray(probabilities) * 100, color="#55a868")
-    ax_bar.set_yticks(y, labels, fontsize=8)
+    ax_bar.set_yticks(y, labels, fontsize=fontsize)
     ax_bar.set_xlim(0, 100)
-    ax_bar.set_xlabel("likelihood %")
+    ax_bar.set_xlabel("likelihood %", fontsize=fontsize)
+    ax_bar.tick_params(axis="x", labelsize=fontsize)
+
+
+def predictions_with_bars(image: np.ndarray, labels: Sequence[str], probabilities: Sequence[float],
+                          title: str, save_to: str | os.PathLike | None = None):
+    """An image beside a horizontal bar chart of its top predictions (lesson 02)."""
+    fig = _figure(8, 2.6)
+    ax_img, ax_bar = fig.subplots(1, 2, width_ratios=[1, 1.6])
+    _image_and_bars(ax_img, ax_bar, image, labels, probabilities, fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    save_figure(fig, save_to)
+    return fig
+
+
+def predictions_grid(images: Sequence[np.ndarray], labels: Sequence[Sequence[str]],
+                     probabilities: Sequence[Sequence[float]], titles: Sequence[str], title: str,
+                     columns: int = 3, save_to: str | os.PathLike | None = None):
+    """Many images in one figure, each beside the bar chart of its top predictions (lesson 03).
+
+    ``labels[i]`` and ``probabilities[i]`` are image ``i``'s top classes, best first; ``columns``
+    image-and-bars pairs per row.
+    """
+    n = len(images)
+    columns = max(1, min(columns, n))
+    rows = max(1, -(-n // columns))
+    fig = _figure(columns * 4.2, rows * 1.9 + 0.4)
+    axes = fig.subplots(rows, 2 * columns, squeeze=False, width_ratios=[1, 1.5] * columns)
+    for i in range(rows * columns):
+        ax_img, ax_bar = axes[i // columns, 2 * (i % columns)], axes[i // columns, 2 * (i % columns) + 1]
+        if i >= n:
+            ax_img.axis("off")
+            ax_bar.axis("off")
+            continue
+        _image_and_bars(ax_img, ax_bar, images[i], labels[i], probabilities[i], fontsize=7)
+        ax_img.set_title(titles[i], fontsize=7, loc="left")
     fig.suptitle(title, fontsize=10)
     save_figure(fig, save_to)
     return fig

@@ -56,12 +56,24 @@ def test_predict_json_matches_the_model(saved_model, photos, capsys):
 
 @pytest.mark.parametrize("make,expect", [
     (lambda t: t / "missing.jpg", "no such image file"),
-    (lambda t: t, "is a folder"),
+    (lambda t: t, "a folder with no image files in it"),
 ])
 def test_predict_bad_image_paths(saved_model, tmp_path, capsys, make, expect):
     assert cli.main(["predict", str(saved_model[0]), str(make(tmp_path))]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and expect in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_predict_a_folder_labels_the_images_in_it(saved_model, photos, tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / ".hidden.png").write_bytes(photos[0].read_bytes())
+    (tmp_path / "sub").mkdir()
+    Image.new("RGB", (40, 40)).save(tmp_path / "sub" / "deeper.png")  # not searched: only the folder itself
+    single = tmp_path.parent / f"{tmp_path.name}-single.png"
+    Image.new("RGB", (40, 40)).save(single)
+    assert cli.main(["predict", str(saved_model[0]), str(tmp_path), str(single), "--json"]) == 0
+    shown = [json.loads(line)["image"] for line in capsys.readouterr().out.splitlines()]
+    assert shown == [str(p) for p in sorted(photos)] + [str(single)]
 
 
 def test_predict_unreadable_image(saved_model, tmp_path, capsys):
