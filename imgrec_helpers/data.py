@@ -9,6 +9,7 @@ and ``imgrec predict``.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
@@ -17,7 +18,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -289,6 +290,26 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+@contextlib.contextmanager
+def _extraction_lock(cache: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``cache/cifar-10-extract.lock`` (POSIX ``flock``, released by the
+    operating system if the process dies). Without ``fcntl`` (Windows) or a writable cache, no lock:
+    each process then extracts for itself, as before, and the extraction reports a cache it cannot write."""
+    try:
+        import fcntl
+
+        cache.mkdir(parents=True, exist_ok=True)
+        handle = open(cache / "cifar-10-extract.lock", "a")
+    except (ImportError, OSError):
+        handle = None
+    if handle is None:
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
 def cifar10_folder(home: str | os.PathLike | None = None, *, download: bool = True,
                    url: str = CIFAR10_URL, sha256: str | None = CIFAR10_SHA256) -> Path:
     """The extracted ``cifar-10-batches-py`` folder, extracting or downloading it if needed.
@@ -344,7 +365,9 @@ def _extracted(archive: Path) -> Path:
         raise DataError(describe_os_error(exc, archive, "read")) from None
     target = cache / f"{CIFAR10_FOLDER}-{digest[:16]}"
     if not target.is_dir():
-        _extract_archive(archive, target)
+        with _extraction_lock(cache):  # lessons or tests started together: one extracts, the others wait for it
+            if not target.is_dir():
+                _extract_archive(archive, target)
     try:
         with atomic_path(pointer) as tmp:
             tmp.write_text(target.name)

@@ -81,6 +81,27 @@ def test_same_archive_copied_or_touched_reuses_the_extraction(fake_home, isolate
     assert [p.name for p in isolated_cache.iterdir() if p.is_dir()] == [first.name]  # the cache does not grow
 
 
+def test_processes_started_together_extract_once(fake_home, isolated_cache, monkeypatch):
+    import threading
+    import time
+
+    real, calls = data._extract_archive, []
+
+    def slow_extract(archive, target):
+        calls.append(target)
+        time.sleep(0.3)  # long enough for the other loader to arrive while this one extracts
+        return real(archive, target)
+
+    monkeypatch.setattr(data, "_extract_archive", slow_extract)
+    found = []
+    loaders = [threading.Thread(target=lambda: found.append(data.cifar10_folder(fake_home))) for _ in range(2)]
+    for loader in loaders:
+        loader.start()
+    for loader in loaders:
+        loader.join()
+    assert len(calls) == 1 and len(found) == 2 and found[0] == found[1] and found[0].is_dir()
+
+
 def test_archive_with_other_bytes_is_extracted_anew(fake_home, isolated_cache):
     first = data.cifar10_folder(fake_home)
     batches = fake_batches()
