@@ -292,22 +292,23 @@ def _sha256(path: Path) -> str:
 
 @contextlib.contextmanager
 def _extraction_lock(cache: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``cache/cifar-10-extract.lock`` (POSIX ``flock``, released by the
-    operating system if the process dies). Without ``fcntl`` (Windows) or a writable cache, no lock:
-    each process then extracts for itself, as before, and the extraction reports a cache it cannot write."""
+    """Hold an exclusive lock on the cache folder itself (POSIX ``flock`` on the folder, released by the
+    operating system if the process dies; no lock file is left behind). Without ``fcntl`` (Windows) or
+    a cache folder that can be created, no lock: each process then extracts for itself, and the
+    extraction reports a cache it cannot write."""
     try:
         import fcntl
 
         cache.mkdir(parents=True, exist_ok=True)
-        handle = open(cache / "cifar-10-extract.lock", "a")
+        fd = os.open(cache, os.O_RDONLY)
     except (ImportError, OSError):
-        handle = None
-    if handle is None:
         yield
         return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        os.close(fd)
 
 
 def cifar10_folder(home: str | os.PathLike | None = None, *, download: bool = True,
