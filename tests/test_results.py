@@ -5,6 +5,7 @@ import html
 import re
 
 import nbformat
+import numpy as np
 import pytest
 
 from imgrec_helpers import persistence, plots, report, results
@@ -59,3 +60,17 @@ def test_report_is_self_contained_and_matches_records(tmp_path):
 def test_report_needs_a_manifest(tmp_path):
     with pytest.raises(ImgrecError, match="not a run folder"):
         report.write_report(tmp_path)
+
+
+def test_predictions_grid_puts_every_image_beside_its_bars(tmp_path):
+    images = [np.full((8, 8, 3), v, np.uint8) for v in (0, 80, 160, 240)]
+    labels = [["cat", "dog"], ["ship", "car"], ["frog", "deer"], ["bird", "horse"]]
+    probs = [[0.7, 0.2], [0.5, 0.4], [0.9, 0.05], [0.6, 0.3]]
+    fig = plots.predictions_grid(images, labels, probs, ["a", "b", "c", "d"], "t", columns=3,
+                                 save_to=tmp_path / "grid.png")
+    bars = [ax for ax in fig.axes if ax.patches]
+    assert len(fig.axes) == 2 * 2 * 3  # 2 rows of 3 image-and-bars pairs, the last two slots blank
+    top_down = [[t.get_text() for t in sorted(ax.get_yticklabels(), key=lambda t: -t.get_position()[1])] for ax in bars]
+    assert top_down == labels  # best first, at the top
+    assert [[round(p.get_width()) for p in ax.patches] for ax in bars] == [[round(v * 100) for v in p] for p in probs]
+    assert (tmp_path / "grid.png").stat().st_size > 1000
