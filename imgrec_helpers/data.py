@@ -496,8 +496,6 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
 
     target = image_size(size)
     path = check_image_file(path)
-    if _is_empty(path):
-        raise ImageError(f"{path}: an empty file (0 bytes), not an image; copy the photo again")
     try:
         with warnings.catch_warnings():
             # between 89 and 179 million pixels Pillow only warns (above, it refuses: the error below);
@@ -513,22 +511,26 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
     except OSError as exc:
         if exc.errno is not None:  # the operating system's refusal, not a damaged image
             raise ImageError(describe_os_error(exc, path, "read")) from None
-        raise ImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc}); "
-                         "replace it with a valid JPEG or PNG file") from None
+        raise _unreadable(path, exc) from None
     except (UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as exc:
-        raise ImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc}); "
-                         "replace it with a valid JPEG or PNG file") from None
+        raise _unreadable(path, exc) from None
     if target is not None:
         box = center_box(*rgb.size, target) if crop else None
         rgb = rgb.resize(target, Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
     return np.asarray(rgb, dtype=np.uint8)
 
 
-def _is_empty(path: Path) -> bool:
+def _unreadable(path: Path, exc: BaseException) -> ImageError:
+    """The one line for a file Pillow could not decode; an empty file (0 bytes) is named as such. The
+    size is looked at only here, after decoding failed, so readable photos cost no extra stat."""
     try:
-        return path.stat().st_size == 0
+        empty = path.stat().st_size == 0
     except OSError:
-        return False
+        empty = False
+    if empty:
+        return ImageError(f"{path}: an empty file (0 bytes), not an image; copy the photo again")
+    return ImageError(f"{path}: not a readable image ({type(exc).__name__}: {exc}); "
+                      "replace it with a valid JPEG or PNG file")
 
 
 def _to_rgb(img):  # PIL.Image.Image -> RGB PIL.Image.Image
