@@ -10,6 +10,9 @@ TensorFlow is imported, and TensorFlow is imported through
 Options may come before, between or after positional arguments
 (``imgrec predict MODEL --top 5 --json IMAGE...``). When standard output is closed early
 (``imgrec predict ... | head``) the command stops quietly, as Python's documentation advises.
+Every line it prints is one terminal line: a file name with a newline, an escape sequence or bytes that
+are not UTF-8 is shown with backslash escapes (:func:`_one_line`), never as raw control characters or a
+``UnicodeEncodeError``.
 
 To add a command: a ``sub.add_parser`` block in :func:`_parser` and a branch in :func:`_dispatch`.
 """
@@ -30,7 +33,7 @@ class _Parser(argparse.ArgumentParser):
     """argparse with its usage errors as one ``error:`` line (exit status 2)."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"error: {self.prog}: {message}; see {self.prog} --help\n")
+        self.exit(2, _one_line(f"error: {self.prog}: {message}; see {self.prog} --help") + "\n")
 
 
 def _whole_number(text: str, low: int, high: int | None = None) -> int:
@@ -128,9 +131,26 @@ def _data_home_checked(given: str | None) -> None:
         check_data_home(given)
 
 
+_ESCAPES = {code: f"\\x{code:02x}" for code in [*range(0x20), *range(0x7F, 0xA0)]}
+_ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+
+
+def _one_line(text: str) -> str:
+    """``text`` as one printable line: control characters (a newline or a terminal escape sequence in a
+    file name) become ``\\n``, ``\\x1b``, ...; bytes of a file name that are not UTF-8 (which Python keeps as
+    surrogates, and a UTF-8 terminal cannot print) become ``\\xff``. Other text is returned as it is."""
+    if text.isprintable():
+        return text
+    try:
+        text = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that did not come from a file name's byte
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.translate(_ESCAPES)
+
+
 def _print(*lines: str) -> None:
     for line in lines:
-        print(line)
+        print(_one_line(line))
     sys.stdout.flush()  # each result as soon as it is ready (and a closed pipe noticed at once)
 
 
@@ -163,7 +183,7 @@ def _predict(args: argparse.Namespace) -> int:
         if isinstance(result, ImgrecError):  # reported in its place; the other images are still labelled
             unreadable += 1
             sys.stdout.flush()
-            print(f"error: {result}", file=sys.stderr, flush=True)
+            print(_one_line(f"error: {result}"), file=sys.stderr, flush=True)
         elif args.json:
             _print(json.dumps({"image": str(image), "predictions": [p.as_dict() for p in result]}))
         else:
@@ -277,6 +297,9 @@ def _stdout_closed() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args: Any = None
+    for stream in (sys.stdout, sys.stderr):  # what other modules print (a run folder's name) cannot crash either
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
     try:
         args = parse_args(argv)
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -285,17 +308,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     except ImgrecError as exc:
         _flush_quietly()
-        print(f"error: {exc}", file=sys.stderr)
+        print(_one_line(f"error: {exc}"), file=sys.stderr)
         return 2
     except BrokenPipeError:
         return _stdout_closed()
     except OSError as exc:  # anything the operating system refused that no helper explained
         _flush_quietly()
-        print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+        print(_one_line(f"error: {describe_os_error(exc)}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         _flush_quietly()
-        print(f"error: {_interrupted(args)}", file=sys.stderr)
+        print(_one_line(f"error: {_interrupted(args)}"), file=sys.stderr)
         return 130
 
 

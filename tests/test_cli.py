@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 from PIL import Image
@@ -74,6 +77,34 @@ def test_predict_a_folder_labels_the_images_in_it(saved_model, photos, tmp_path,
     assert cli.main(["predict", str(saved_model[0]), str(tmp_path), str(single), "--json"]) == 0
     shown = [json.loads(line)["image"] for line in capsys.readouterr().out.splitlines()]
     assert shown == [str(p) for p in sorted(photos)] + [str(single)]
+
+
+def test_file_names_with_control_characters_or_other_bytes_print_as_one_line(saved_model, tmp_path, capsys):
+    """A newline or a terminal escape sequence in a file name cannot break the one-line-per-result output
+    or recolour the terminal; a name whose bytes are not UTF-8 prints as backslash escapes."""
+    names = ["new\nline.png", "colour\x1b[31m.png", "tab\t.png"]
+    for name in names:
+        Image.new("RGB", (40, 40)).save(tmp_path / name)
+    odd = os.fsdecode(b"latin-\xe9t\xe9.png")  # not UTF-8: Python keeps the bytes as surrogates
+    Image.new("RGB", (40, 40)).save(tmp_path / odd)
+    assert cli.main(["predict", str(saved_model[0]), str(tmp_path), "--top", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\t" not in out and all(line.isprintable() for line in out.splitlines())
+    lines = out.splitlines()
+    assert len(lines) == 8  # a name line and one prediction line for each of the 4 photos
+    assert {line.rsplit("/", 1)[1] for line in lines[::2]} == {
+        "new\\nline.png", "colour\\x1b[31m.png", "tab\\t.png", "latin-\\xe9t\\xe9.png"}
+
+
+def test_a_strict_utf8_terminal_gets_an_error_line_not_a_traceback(tmp_path):
+    """On a UTF-8 terminal Python refuses to print a file name that is not UTF-8; the error still comes as one
+    line (before TensorFlow starts)."""
+    missing = os.path.join(os.fsencode(tmp_path), b"gone-\xff.jpg")
+    proc = subprocess.run([sys.executable, "-m", "imgrec_helpers", "predict", "mobilenet-0.25", missing],
+                          capture_output=True, env={**os.environ, "PYTHONIOENCODING": "utf-8"})
+    err = proc.stderr.decode("utf-8")
+    assert proc.returncode == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: ") and "gone-\\xff.jpg: no such image file" in err
 
 
 def test_predict_unreadable_image(saved_model, tmp_path, capsys):
