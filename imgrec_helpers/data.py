@@ -369,12 +369,27 @@ def _extracted(archive: Path) -> Path:
         with _extraction_lock(cache):  # lessons or tests started together: one extracts, the others wait for it
             if not target.is_dir():
                 _extract_archive(archive, target)
+                _remove_old_scheme_extractions(cache)
     try:
         with atomic_path(pointer) as tmp:
             tmp.write_text(target.name)
     except FileSystemError:
         pass  # a read-only cache with the folder already in it: the next load hashes again
     return target
+
+
+def _remove_old_scheme_extractions(cache: Path) -> None:
+    """Delete the extractions that earlier versions of the course named by the archive's path and time
+    (``cifar-10-batches-py-`` and 12 hex digits, 176 MB each, one more for every new copy or touch of the
+    archive): this version never reads them. Anything else in the cache is left alone."""
+    import re
+    import shutil
+
+    old = re.compile(rf"{re.escape(CIFAR10_FOLDER)}-[0-9a-f]{{12}}")
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(cache):
+            if old.fullmatch(entry.name) and entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path, ignore_errors=True)
 
 
 def load_cifar10(home: str | os.PathLike | None = None, *, download: bool = True

@@ -113,6 +113,21 @@ def test_archive_with_other_bytes_is_extracted_anew(fake_home, isolated_cache):
     assert np.array_equal(x_test, _expected(batches, ["test_batch"])[0])
 
 
+def test_extracting_removes_the_extractions_of_the_earlier_cache_scheme(fake_home, isolated_cache):
+    """Earlier versions named extractions by the archive's path and time (12 hex digits); they are deleted
+    when an archive is extracted, and nothing else in the cache is touched."""
+    old = isolated_cache / "cifar-10-batches-py-0123456789ab"
+    (old / "cifar-10-batches-py").mkdir(parents=True)
+    (old / "cifar-10-batches-py" / "data_batch_1").write_bytes(b"x" * 100)
+    kept = [isolated_cache / "cifar-10-batches-py-notmine", isolated_cache / "other-0123456789ab"]
+    for folder in kept:
+        folder.mkdir()
+    (isolated_cache / "cifar-10-batches-py-abcdefabcdef").write_text("a file, not an extraction")
+    folder = data.cifar10_folder(fake_home)
+    assert folder.is_dir() and not old.exists()
+    assert all(k.is_dir() for k in kept) and (isolated_cache / "cifar-10-batches-py-abcdefabcdef").is_file()
+
+
 def test_read_only_cache_with_the_extraction_still_loads(fake_home, isolated_cache, monkeypatch):
     folder = data.cifar10_folder(fake_home)
     os.utime(fake_home / "cifar-10-python.tar.gz", ns=(2, 2))  # the pointer no longer matches
