@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import os
 import pickle
+import re
 import tarfile
 import tempfile
 import warnings
@@ -382,7 +383,6 @@ def _remove_old_scheme_extractions(cache: Path) -> None:
     """Delete the extractions that earlier versions of the course named by the archive's path and time
     (``cifar-10-batches-py-`` and 12 hex digits, 176 MB each, one more for every new copy or touch of the
     archive): this version never reads them. Anything else in the cache is left alone."""
-    import re
     import shutil
 
     old = re.compile(rf"{re.escape(CIFAR10_FOLDER)}-[0-9a-f]{{12}}")
@@ -527,7 +527,13 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
         if exc.errno is not None:  # the operating system's refusal, not a damaged image
             raise ImageError(describe_os_error(exc, path, "read")) from None
         raise _unreadable(path, exc) from None
-    except (UnidentifiedImageError, SyntaxError, ValueError, Image.DecompressionBombError, EOFError) as exc:
+    except Image.DecompressionBombError as exc:  # a valid image, only too big to decode safely
+        pixels = re.search(r"\((\d+) pixels\)", str(exc))
+        count = f"{int(pixels.group(1)):,} pixels; " if pixels else ""
+        raise ImageError(f"{path}: too large to decode safely ({count}Pillow refuses more than "
+                         f"{2 * (Image.MAX_IMAGE_PIXELS or 0):,}); shrink it, e.g. to 4,000 pixels across, "
+                         "and try again") from None
+    except (UnidentifiedImageError, SyntaxError, ValueError, EOFError) as exc:
         raise _unreadable(path, exc) from None
     if target is not None:
         box = center_box(*rgb.size, target) if crop else None

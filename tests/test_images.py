@@ -63,6 +63,17 @@ def test_very_large_jpeg_is_decoded_small(tmp_path):
     assert peak < 200 * 2**20  # a full decode would need 300 MB
 
 
+def test_image_over_pillows_pixel_limit_is_called_too_large_not_unreadable(tmp_path, monkeypatch):
+    path = tmp_path / "panorama.png"
+    Image.new("RGB", (100, 50)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # stands in for Pillow's 89 million, refused above 2x
+    with pytest.raises(ImageError) as err:
+        data.load_image(path, 32)
+    message = str(err.value)
+    assert message == (f"{path}: too large to decode safely (5,000 pixels; Pillow refuses more than 2,000); "
+                       "shrink it, e.g. to 4,000 pixels across, and try again")
+
+
 @pytest.mark.parametrize("content,name,says", [(b"\xff\xd8\xff\xe0" + b"\x00" * 20, "truncated.jpg", "not a readable image"),
                                                (b"hello, not an image", "notes.jpg", "not a readable image"),
                                                (b"", "empty.png", "an empty file (0 bytes)")])
