@@ -3,7 +3,9 @@
 Every helper raises :class:`ImgrecError` (or a subclass) for problems a student can fix
 themselves: missing or corrupt data, unreadable images, unknown names, missing weights, a disk
 that is full or read-only. The message says what went wrong, which file, and what to do.
-``imgrec`` prints it without a traceback; notebooks show it as the cell's error.
+``imgrec`` prints it without a traceback; in a notebook (IPython) the cell's error is that one line
+too, ``DataError: ... what to do``, without the frames of the helper code that raised it (``%tb``
+still prints them); any other exception keeps its whole traceback.
 
 Errors the operating system raises (:class:`OSError`) are explained by :func:`describe_os_error`:
 the path, what the error number means, and what to do about it. ``imgrec`` uses it for any
@@ -24,6 +26,10 @@ class ImgrecError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows for this exception instead of a traceback: its one line."""
+        return [f"{type(self).__name__}: {self}"]
 
 
 class DataError(ImgrecError):

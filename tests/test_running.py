@@ -53,6 +53,23 @@ def test_run_writes_executed_copies_and_manifest_and_names_the_failure(course, t
     executed = nbformat.read(out / "01_first.ipynb", as_version=4)
     assert "hello from 01" in "".join(o.get("text", "") for c in executed.cells for o in c.get("outputs", []))
     assert not list(out.glob(".*partial*"))
+    failed = nbformat.read(out / "02_second.failed.ipynb", as_version=4)
+    error = next(o for c in failed.cells for o in c.get("outputs", []) if o.output_type == "error")
+    assert len(error.traceback) > 1  # a bug keeps its whole traceback
+
+
+def test_the_course_errors_are_one_line_in_a_notebook(tmp_path):
+    """An ImgrecError (a bad parameter, a missing photo) is shown in the notebook as its one line, without
+    the helper code's frames; the cell still fails, so the run stops there and names it."""
+    folder = tmp_path / "notebooks"
+    folder.mkdir()
+    write_notebook(folder / "01_photo.ipynb", "from imgrec_helpers import data", "data.load_image('/no/such/photo.jpg', 32)")
+    with pytest.raises(ImgrecError) as err:
+        running.run_course("smoke", tmp_path / "run", notebooks_dir=folder, report=False, log=lambda s: None)
+    assert "ImageError: /no/such/photo.jpg: no such image file" in str(err.value)
+    failed = nbformat.read(tmp_path / "run" / "01_photo.failed.ipynb", as_version=4)
+    errors = [o for c in failed.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert [e.traceback for e in errors] == [["ImageError: /no/such/photo.jpg: no such image file; check the path"]]
 
 
 def test_resume_skips_completed_notebooks(course, tmp_path):
