@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import numbers
 import os
 import pickle
 import re
@@ -434,10 +435,16 @@ def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.nda
     """Indices of a class-balanced random subset of ``size`` items (all items when ``size`` is None).
 
     Lessons 02, 04 and 05 train on subsets in the quick and smoke profiles; the same seed always
-    gives the same subset.
+    gives the same subset. A size that is not a whole number from 1 to ``len(labels)`` (a parameter
+    such as ``TRAIN_IMAGES = -5`` or ``100_000``) is a one-line :class:`DataError`.
     """
     labels = np.asarray(labels).reshape(-1)
-    if size is None or size >= len(labels):
+    if size is not None and (isinstance(size, bool) or not isinstance(size, numbers.Integral)
+                             or not 1 <= size <= len(labels)):
+        asked = f"{size:,}" if isinstance(size, numbers.Integral) and not isinstance(size, bool) else repr(size)
+        raise DataError(f"{asked} images asked for, but there are {len(labels):,}: use a whole number from 1 to "
+                        f"{len(labels):,}, or None for all of them")
+    if size is None or size == len(labels):
         return np.arange(len(labels))
     rng = np.random.default_rng(seed)
     classes = np.unique(labels)

@@ -10,6 +10,7 @@ import datetime as _dt
 import errno
 import json
 import math
+import numbers
 import os
 import platform
 import random
@@ -34,6 +35,8 @@ from .profiles import DEFAULT_PROFILE, PROFILES, profile_settings
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 DEFAULT_SEED = 42
+MAX_SEED = 2**32 - 1
+"""The largest seed NumPy and Keras take (``SEED`` and ``imgrec run --seed`` lie in 0..MAX_SEED)."""
 DEFAULT_TIMEOUT = 3600  # seconds per notebook; the full profile on a CPU needs --timeout larger
 
 
@@ -125,14 +128,20 @@ def start_lesson(number: str, profile: str = DEFAULT_PROFILE, seed: int = DEFAUL
     ``imgrec run`` passes its own. Prints one line saying what was chosen.
     """
     settings = profile_settings(profile)
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
+        raise ImgrecError(f"SEED = {seed!r}: use a whole number from 0 to {MAX_SEED:,} "
+                          "(the same number gives the same run)")
     import_tensorflow()  # before anything imports TensorFlow: no C++ start-up log in the notebook
-    set_seed(seed, deterministic=settings["deterministic"])
+    set_seed(int(seed), deterministic=settings["deterministic"])
     import matplotlib
 
     matplotlib.rcParams.update({"figure.dpi": 80, "savefig.dpi": 100, "axes.grid": False,
                                 "figure.max_open_warning": 0})
     run = Path(run_dir).expanduser().resolve() if run_dir else default_run_dir(profile)
-    run.mkdir(parents=True, exist_ok=True)
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # RUN_DIR is a file, on a read-only disk, ...
+        raise os_error(exc, exc.filename or run, "create the run folder") from None
     lesson = Lesson(number=number, profile=profile, seed=seed, run_dir=run,
                     data_home=_check_data_home(data_home), settings=settings)
     if not quiet:

@@ -251,6 +251,17 @@ def test_stratified_subset_is_balanced_and_seeded():
     assert np.array_equal(a, data.stratified_subset(labels, 100, seed=1))
     assert not np.array_equal(a, data.stratified_subset(labels, 100, seed=2))
     assert len(data.stratified_subset(labels, None, 0)) == 500
+    assert len(data.stratified_subset(labels, 500, 0)) == 500
+
+
+@pytest.mark.parametrize("size,shown", [(-5, "-5"), (0, "0"), (501, "501"), (10**9, "1,000,000,000"), (2.5, "2.5"),
+                                        ("100", "'100'"), (True, "True")])
+def test_a_subset_size_that_is_not_a_number_of_images_is_one_line(size, shown):
+    """TRAIN_IMAGES = -5 or 100_000 in a lesson: said in words, not a silent other subset or a NumPy error."""
+    with pytest.raises(DataError) as err:
+        data.stratified_subset(np.repeat(np.arange(10), 50), size, 0)
+    assert str(err.value) == (f"{shown} images asked for, but there are 500: use a whole number from 1 to 500, "
+                              "or None for all of them")
 
 
 def test_real_cifar10_matches_the_official_batches(real_home):

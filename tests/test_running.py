@@ -72,6 +72,19 @@ def test_the_course_errors_are_one_line_in_a_notebook(tmp_path):
     assert [e.traceback for e in errors] == [["ImageError: /no/such/photo.jpg: no such image file; check the path"]]
 
 
+@pytest.mark.parametrize("seed", [-1, 2**32, "abc", 4.2, True])
+def test_a_seed_that_numpy_cannot_take_is_one_line(seed, tmp_path):
+    with pytest.raises(ImgrecError, match=r"^SEED = .*: use a whole number from 0 to 4,294,967,295 "):
+        running.start_lesson("02", "smoke", seed, tmp_path / "run", quiet=True)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_dir_that_is_a_file_is_one_line(tmp_path):
+    (tmp_path / "taken").write_text("a file")
+    with pytest.raises(ImgrecError, match=r"^cannot create the run folder .*taken"):
+        running.start_lesson("02", "smoke", 42, tmp_path / "taken", quiet=True)
+
+
 def test_resume_skips_completed_notebooks(course, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(ImgrecError):
