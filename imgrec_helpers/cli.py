@@ -62,6 +62,10 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    return _whole_number(text, 1, 65535)
+
+
 def _seed(text: str) -> int:
     return _whole_number(text, 0, 2**32 - 1)
 
@@ -103,7 +107,7 @@ def _parser() -> argparse.ArgumentParser:
 
     lab = sub.add_parser("lab", help="copy the lessons into your own folder and open JupyterLab there")
     lab.add_argument("--dir", metavar="DIR", help="your notebooks' folder (default: my-notebooks/ in the repository)")
-    lab.add_argument("--port", type=int, metavar="N", help="JupyterLab's port (default: JupyterLab's, 8888 or the next free)")
+    lab.add_argument("--port", type=_port, metavar="N", help="JupyterLab's port (default: JupyterLab's, 8888 or the next free)")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser; JupyterLab prints the address")
     lab.add_argument("--print-only", action="store_true", help="copy the lessons, print the JupyterLab command, start nothing")
 

@@ -188,14 +188,24 @@ def lab_env(base: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def lab_command(folder: str | os.PathLike, port: int | None = None, open_browser: bool = True) -> list[str]:
+def running_as_root() -> bool:
+    """Whether this process is the superuser (a Docker container's default user), where JupyterLab
+    refuses to start unless given ``--allow-root``."""
+    return hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def lab_command(folder: str | os.PathLike, port: int | None = None, open_browser: bool = True,
+                allow_root: bool | None = None) -> list[str]:
     """The command that starts JupyterLab with ``folder`` as its root (nothing outside it can be opened
-    or saved from the browser, so the tracked notebooks stay untouched)."""
+    or saved from the browser, so the tracked notebooks stay untouched). ``allow_root`` None: added
+    when :func:`running_as_root`."""
     cmd = [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={Path(folder).resolve()}"]
     if port is not None:
         cmd.append(f"--port={port}")
     if not open_browser:
         cmd.append("--no-browser")
+    if running_as_root() if allow_root is None else allow_root:
+        cmd.append("--allow-root")
     return cmd
 
 
@@ -214,6 +224,8 @@ def start_lab(folder: str | os.PathLike = DEFAULT_DIR, port: int | None = None, 
         import jupyterlab  # noqa: F401
     except ImportError:
         raise ImgrecError("JupyterLab is not installed in this environment: pip install 'jupyterlab~=4.0'") from None
+    if "--allow-root" in cmd:
+        log("you are root (e.g. in a container): JupyterLab is started with --allow-root, which it needs then")
     log("starting JupyterLab (stop it with Ctrl-C, twice) ...")
     proc = subprocess.Popen(cmd, env=lab_env(), cwd=report.folder)
     while True:

@@ -175,8 +175,21 @@ def test_print_only_copies_and_prints_the_jupyterlab_command(tmp_path, capsys):
     out = capsys.readouterr().out.splitlines()
     n = len(lab.course_notebooks(lab.NOTEBOOKS_DIR))
     assert out[0] == f"your notebooks: {mine} ({n} copied)"
-    assert out[-1].endswith(f"-m jupyterlab --ServerApp.root_dir={mine} --port=8899 --no-browser")
+    root = " --allow-root" if lab.running_as_root() else ""  # JupyterLab refuses the superuser without it
+    assert out[-1].endswith(f"-m jupyterlab --ServerApp.root_dir={mine} --port=8899 --no-browser{root}")
     assert len(list(mine.glob("[0-9][0-9]_*.ipynb"))) == n
+
+
+def test_the_superuser_gets_allow_root_and_a_port_must_be_one(tmp_path, capsys):
+    assert lab.lab_command(tmp_path, allow_root=True)[-1] == "--allow-root"
+    assert "--allow-root" not in lab.lab_command(tmp_path, allow_root=False)
+    for port in ("0", "70000", "http"):
+        with pytest.raises(SystemExit) as stop:
+            cli.main(["lab", "--dir", str(tmp_path / "mine"), "--port", port, "--print-only"])
+        assert stop.value.code == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: imgrec lab: argument --port: ") and err.count("\n") == 1
+    assert not (tmp_path / "mine").exists()
 
 
 def test_jupyterlab_environment():
