@@ -46,8 +46,12 @@ def test_report_is_self_contained_and_matches_records(tmp_path):
     nbformat.write(nb, tmp_path / "01_hello.ipynb")
     persistence.write_json(tmp_path / "manifest.json", {
         "profile": "quick", "seed": 42, "status": "ok", "notebooks": {"01_hello.ipynb": {"status": "ok", "seconds": 1.5}},
-        "versions": {"tensorflow": "2.x"}, "hardware": {"cores": 2}})
+        "versions": {"tensorflow": "2.x"}, "hardware": {"cores": 2, "cpu": "AMD EPYC 7B13"},
+        "cpu_settings": {"TF_ENABLE_ONEDNN_OPTS": "1"}})
     page = report.write_report(tmp_path).read_text()
+    environment = re.search(r"<table id='manifest'>(.*?)</table>", page, re.S).group(1)
+    assert "<th>hardware: cpu</th><td>AMD EPYC 7B13</td>" in environment  # the CPU the times were measured on
+    assert "<th>cpu_settings: TF_ENABLE_ONEDNN_OPTS</th><td>1</td>" in environment
     assert "<b>quick</b>" in page and "&lt;frozen&gt;" in page  # values are escaped
     rows = re.findall(r"<tr>(.*?)</tr>", re.search(r"<table id='comparison'>(.*?)</table>", page, re.S).group(1))[1:]
     shown = [[html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)] for row in rows]
