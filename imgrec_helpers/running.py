@@ -291,6 +291,11 @@ def _prepare_run_dir(run_dir: Path, resume: bool) -> dict[str, Any] | None:
             raise ImgrecError(f"{run_dir}: nothing to resume (no manifest.json); start a new run instead")
     else:
         previous = read_manifest(run_dir, fix="this folder holds something else: choose another --out folder") if st else None
+    if previous is not None and previous.get("status") == "running":  # its runner still exists (or is elsewhere)
+        where = f"process {previous.get('pid')} on {previous.get('host') or 'an unknown machine'}"
+        raise ImgrecError(f"{run_dir}: another imgrec run ({where}) is still writing into this folder; wait for it "
+                          f"to finish or stop it, or choose another folder (if nothing runs there any more, delete "
+                          f"{run_dir / MANIFEST})")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "logs").mkdir(exist_ok=True)

@@ -162,6 +162,8 @@ def test_killed_run_keeps_previous_outputs_and_the_next_run_works(tmp_path):
                 break
         except (ValueError, KeyError, OSError):
             pass
+    with pytest.raises(ImgrecError, match=rf"another imgrec run \(process {proc.pid} on .*\) is still writing"):
+        running.run_course("smoke", out, notebooks_dir=folder, report=False, log=lambda s: None)  # not at once
     time.sleep(4)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
