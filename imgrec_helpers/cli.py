@@ -165,6 +165,9 @@ def _predict(args: argparse.Namespace) -> int:
 
     _data_home_checked(args.data_home)
     if args.list:
+        if args.model or args.images:
+            raise ImgrecError("imgrec predict --list lists the pretrained models and takes no model or image; "
+                              "run it alone, or leave out --list to label images")
         import_tensorflow()
         from . import applications, data, weights
 

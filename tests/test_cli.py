@@ -129,6 +129,8 @@ def test_predict_bad_models(tmp_path, photos, capsys):
 def test_predict_usage_errors(capsys):
     assert cli.main(["predict"]) == 2
     assert "usage: imgrec predict MODEL IMAGE" in capsys.readouterr().err
+    assert cli.main(["predict", "--list", "mobilenet-0.25"]) == 2  # not silently ignored
+    assert "--list lists the pretrained models and takes no model or image" in capsys.readouterr().err
 
 
 def test_unknown_profile_is_rejected(capsys):
