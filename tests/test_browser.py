@@ -6,7 +6,8 @@ drives Debian's Chromium (``/usr/bin/chromium``; browser downloads do not work h
 menu, and checks what the student sees: no error or stderr output (TensorFlow's C++ log is the
 usual culprit), the figures drawn, and that JupyterLab saved into the copy, not into ``notebooks/``.
 A second, scratch notebook trains a tiny model with ``verbose=lesson.verbose`` and checks that
-Keras' progress bar is live (it moves while the cell runs) and ends as one line per epoch.
+Keras' progress bar is live (it moves while the cell runs) and ends as one line per epoch. A third shows
+that a course error (a missing photo) is one line in the page, not a traceback.
 A screenshot of each goes to ``$IMGREC_SCREENSHOTS`` (default: the test's temporary folder).
 
 Skipped, with the reason, where Chromium or Playwright is not installed; lesson 01 needs the real
@@ -236,3 +237,21 @@ def test_progress_bar_is_live_in_jupyterlab(lab, page):
     assert len(step_lines) == 2 and all(line.lstrip().startswith("10/10") for line in step_lines), final
     assert "loss" in step_lines[-1]
     assert panel.locator(STDERR).count() == 0
+
+
+def test_a_course_error_is_one_line_in_jupyterlab(lab, page):
+    """What a student sees for a missing photo: the cell's error is the one line that says what to do, not a
+    traceback through the helper code."""
+    base, folder, run_dir, shots = lab
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("from imgrec_helpers import data"),
+                nbformat.v4.new_code_cell("photo = data.load_image('/no/such/photo.jpg', 32)")]
+    nbformat.write(nb, folder / "scratch_error.ipynb")
+
+    panel = _open(page, base, "scratch_error.ipynb")
+    _run_all(page)
+    _wait_until_done(page, timeout_s=120, shot=shots / "browser-error.png")
+    error = panel.locator(STDERR)  # JupyterLab renders an error's traceback as stderr text
+    assert error.count() == 1
+    assert error.inner_text().strip() == "ImageError: /no/such/photo.jpg: no such image file; check the path"
