@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from .errors import ImgrecError
+from .errors import ImgrecError, describe_os_error
 from .persistence import atomic_dir
 
 VISION_SCOPE = "https://www.googleapis.com/auth/cloud-vision"
@@ -115,8 +115,8 @@ def find_credentials() -> CredentialCheck:
 
     try:
         credentials, project = google.auth.default(scopes=[VISION_SCOPE])
-    except DefaultCredentialsError as exc:
-        reason = " ".join(str(exc).split())[:300]
+    except (DefaultCredentialsError, OSError, ValueError) as exc:  # OSError: the variable names a folder, ...
+        reason = describe_os_error(exc) if isinstance(exc, OSError) else " ".join(str(exc).split())[:300]
         return CredentialCheck(False, f"Google credentials were looked for in {source} but cannot be used "
                                       f"({reason}), so the Cloud Vision cells are not run.", source=source)
     return CredentialCheck(True, f"Google credentials found ({source}"

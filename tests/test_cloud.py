@@ -68,6 +68,13 @@ def test_a_broken_credentials_file_is_reported_not_raised(no_credentials, monkey
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(no_credentials / "missing.json"))
     found = cloud.find_credentials()
     assert not found.found and "cannot be used" in found.message and "missing.json" in found.message
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(no_credentials))  # a folder: Python's own error before
+    found = cloud.find_credentials()
+    assert not found.found and f"cannot be used ({no_credentials}: is a folder, not a file (EISDIR)" in found.message
+    (no_credentials / "notes.json").write_text("not JSON")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(no_credentials / "notes.json"))
+    found = cloud.find_credentials()
+    assert not found.found and "is not a valid json file" in found.message
 
 
 def test_a_service_account_file_is_found_without_network(no_credentials, monkeypatch):
