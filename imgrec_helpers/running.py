@@ -482,6 +482,13 @@ def _disk_full(run_dir: Path, log_path: Path) -> str | None:
             "another disk with --out")
 
 
+_PAPERMILL_MAIN = "import sys; sys.modules['rfc3987_syntax'] = None; from papermill.cli import papermill; papermill()"
+"""``python -m papermill``, less 1.2-1.4 s of start-up per notebook: jsonschema (through nbformat) imports
+``rfc3987_syntax`` when it is installed (an extra of Jupyter's dependencies) and that module compiles a grammar
+at import, only for the "iri" string format, which no notebook schema uses. Blocked in papermill's process, the
+import fails and jsonschema goes without that one check, as it does where the module is not installed."""
+
+
 def _execute(nb_path: Path, run_dir: Path, profile: str, seed: int, timeout: float,
              data_home: str | os.PathLike | None) -> tuple[str, str]:
     """Run one notebook with papermill in a child process; returns (status, detail).
@@ -507,7 +514,7 @@ def _execute(nb_path: Path, run_dir: Path, profile: str, seed: int, timeout: flo
         if partial is not None and partial.exists():
             partial.unlink()
         raise os_error(exc, exc.filename or run_dir, "write") from None
-    cmd = [sys.executable, "-m", "papermill", str(nb_path), str(partial), "-y", json.dumps(params),
+    cmd = [sys.executable, "-c", _PAPERMILL_MAIN, str(nb_path), str(partial), "-y", json.dumps(params),
            "--cwd", str(nb_path.parent), "--kernel", "python3", "--no-progress-bar", "--log-output"]
     try:
         with log_file:
