@@ -67,7 +67,9 @@ def _port(text: str) -> int:
 
 
 def _seed(text: str) -> int:
-    return _whole_number(text, 0, 2**32 - 1)
+    from .running import MAX_SEED  # the rule start_lesson applies to a notebook's SEED
+
+    return _whole_number(text, 0, MAX_SEED)
 
 
 def _parser() -> argparse.ArgumentParser:
