@@ -40,6 +40,51 @@ MAX_SEED = 2**32 - 1
 DEFAULT_TIMEOUT = 3600  # seconds per notebook; the full profile on a CPU needs --timeout larger
 
 
+def check_parameter(name: str, value: Any, *, whole: bool = False, minimum: float = 0,
+                    maximum: float | None = None, above_minimum: bool = False) -> Any:
+    """A notebook parameter checked before Keras or NumPy sees it; returns ``value``.
+
+    ``whole``: an integer; the number must lie in ``minimum..maximum`` (above ``minimum`` with
+    ``above_minimum``). A bad value is an :class:`ImgrecError` naming the parameter and what it takes,
+    e.g. ``EPOCHS = -1: use a whole number of at least 1``. Used by :func:`start_lesson` (``SEED``),
+    :meth:`Lesson.setting` (lessons 02, 05) and lessons 04 and 06 for their own parameters.
+    """
+    kind = numbers.Integral if whole else numbers.Real
+    ok = (not isinstance(value, bool) and isinstance(value, kind)
+          and (isinstance(value, numbers.Integral) or math.isfinite(value))
+          and (value > minimum if above_minimum else value >= minimum) and (maximum is None or value <= maximum))
+    if not ok:
+        what = "a whole number" if whole else "a number"
+        low = f"{minimum:,}" if whole else f"{minimum:g}"
+        if maximum is not None:
+            rule = f"{what} from {low} to {maximum:,}" if whole else f"{what} from {low} to {maximum:g}"
+        else:
+            rule = f"{what} above {low}" if above_minimum else f"{what} of at least {low}"
+        raise ImgrecError(f"{name} = {_shown(value)}: use {rule}")
+    return value
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to 40 characters (an error line stays one short line)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _is_whole(value: Any, minimum: int) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= minimum
+
+
+# How Lesson.setting checks a notebook's override of a profile setting: (whole, minimum, maximum)
+_SETTING_RULES: dict[str, tuple[bool, float, float | None]] = {
+    "epochs": (True, 1, None),
+    "batch_size": (True, 1, None),
+    "train_images": (True, 1, None),
+    "test_images": (True, 1, None),
+    "min_test_accuracy": (False, 0, 1),
+    "curve_sizes": (True, 1, None),
+}
+
+
 @dataclass
 class Lesson:
     """What a notebook needs to know about its run: made by :func:`start_lesson`."""
@@ -56,6 +101,31 @@ class Lesson:
         p = self.run_dir.joinpath(*parts)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
+
+    def setting(self, key: str, override: Any = None) -> Any:
+        """The profile's ``settings[key]``, or the notebook's override of it, checked.
+
+        ``override`` is the notebook parameter named ``key`` in capitals (``EPOCHS`` for ``"epochs"``);
+        ``None`` keeps the profile's value. A bad override (``EPOCHS = 0``, ``TRAIN_IMAGES = 2.5``,
+        ``MIN_TEST_ACCURACY = 70``, ``CURVE_SIZES = []``) is a one-line :class:`ImgrecError` naming it.
+        Lessons 02 (epochs, batch size, training images, accuracy bar) and 05 (curve sizes).
+        """
+        if override is None:
+            value = self.settings[key]
+            return list(value) if isinstance(value, list) else value
+        name = key.upper()
+        whole, minimum, maximum = _SETTING_RULES[key]
+        default = "all" if self.settings[key] is None else self.settings[key]
+        if key == "curve_sizes":
+            sizes = override if isinstance(override, (list, tuple)) else []
+            if not sizes or not all(_is_whole(v, minimum) for v in sizes):
+                raise ImgrecError(f"{name} = {_shown(override)}: use a list of training-set sizes, whole numbers of "
+                                  f"at least {minimum}, e.g. [100, 300, 1000], or None for the profile's value ({default})")
+            return list(sizes)
+        try:
+            return check_parameter(name, override, whole=whole, minimum=minimum, maximum=maximum)
+        except ImgrecError as exc:
+            raise ImgrecError(f"{exc}, or None for the profile's value ({default})") from None
 
     @property
     def verbose(self) -> int:
@@ -128,9 +198,10 @@ def start_lesson(number: str, profile: str = DEFAULT_PROFILE, seed: int = DEFAUL
     ``imgrec run`` passes its own. Prints one line saying what was chosen.
     """
     settings = profile_settings(profile)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not 0 <= seed <= MAX_SEED:
-        raise ImgrecError(f"SEED = {seed!r}: use a whole number from 0 to {MAX_SEED:,} "
-                          "(the same number gives the same run)")
+    try:
+        check_parameter("SEED", seed, whole=True, minimum=0, maximum=MAX_SEED)
+    except ImgrecError as exc:
+        raise ImgrecError(f"{exc} (the same number gives the same run)") from None
     import_tensorflow()  # before anything imports TensorFlow: no C++ start-up log in the notebook
     set_seed(int(seed), deterministic=settings["deterministic"])
     import matplotlib

@@ -75,6 +75,24 @@ def test_lesson_structure(path):
     assert "assert " in code  # claims are checked
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_number_parameter_is_checked_before_use(path):
+    """A number (or None-for-the-profile) parameter reaches Keras only through lesson.setting or
+    running.check_parameter, which turn a typo (EPOCHS = 0, LEARNING_RATE = "1e-3") into one line."""
+    import ast
+
+    nb = nbformat.read(path, as_version=4)
+    params = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code" and c is not params)
+    for statement in ast.parse(params.source).body:
+        name = statement.targets[0].id
+        value = ast.literal_eval(statement.value)
+        if name == "SEED" or isinstance(value, (str, dict)):
+            continue  # SEED: start_lesson checks it; names and paths: checked where they are used
+        used = [f'lesson.setting("{name.lower()}", {name})', f'running.check_parameter("{name}", {name}']
+        assert any(u in code for u in used), f"{path.name}: parameter {name} is not checked"
+
+
 def test_the_reference_check_can_fail():
     """tools/nbtools.py's comparison (nbval's rules, used by tests/test_course.py on the shared smoke run)
     passes a notebook against itself and reports a changed checked output, an extra stderr output and a

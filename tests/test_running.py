@@ -225,3 +225,56 @@ def test_a_running_manifest_is_only_settled_when_its_runner_is_gone(tmp_path, mo
     (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": 2 ** 22 + 12345}))
     html = write_report(tmp_path).read_text()
     assert "interrupted</b>: its runner (process 4206649) ended without recording how (killed?)" in html
+
+
+def _lesson(tmp_path, profile: str = "quick") -> running.Lesson:
+    from imgrec_helpers.profiles import profile_settings
+
+    return running.Lesson("02", profile, 42, tmp_path, tmp_path, profile_settings(profile))
+
+
+@pytest.mark.parametrize("key, value, message", [
+    ("epochs", 0, r"^EPOCHS = 0: use a whole number of at least 1, or None for the profile's value \(3\)$"),
+    ("epochs", -1, r"^EPOCHS = -1: use a whole number of at least 1"),
+    ("epochs", 2.5, r"^EPOCHS = 2.5: use a whole number"),
+    ("epochs", "3", r"^EPOCHS = '3': use a whole number"),
+    ("batch_size", True, r"^BATCH_SIZE = True: use a whole number"),
+    ("train_images", 0, r"^TRAIN_IMAGES = 0: .*or None for the profile's value \(all\)$"),
+    ("min_test_accuracy", 70, r"^MIN_TEST_ACCURACY = 70: use a number from 0 to 1, or None"),
+    ("min_test_accuracy", float("nan"), r"^MIN_TEST_ACCURACY = nan: use a number from 0 to 1"),
+    ("curve_sizes", [], r"^CURVE_SIZES = \[\]: use a list of training-set sizes, whole numbers of at least 1, .*"
+                        r"\(\[100, 300, 1000\]\)$"),
+    ("curve_sizes", 100, r"^CURVE_SIZES = 100: use a list"),
+    ("curve_sizes", "100", r"^CURVE_SIZES = '100': use a list"),
+    ("curve_sizes", [100, 0], r"^CURVE_SIZES = \[100, 0\]: use a list"),
+    ("curve_sizes", [100, 2.5], r"^CURVE_SIZES = \[100, 2.5\]: use a list"),
+])
+def test_a_bad_lesson_parameter_is_one_line_naming_it(tmp_path, key, value, message):
+    with pytest.raises(ImgrecError, match=message):
+        _lesson(tmp_path).setting(key, value)
+
+
+def test_lesson_setting_takes_the_override_or_the_profile_value(tmp_path):
+    import numpy as np
+
+    lesson = _lesson(tmp_path)
+    assert lesson.setting("epochs") == 3 and lesson.setting("epochs", None) == 3
+    assert lesson.setting("epochs", 1) == 1 and lesson.setting("batch_size", np.int64(32)) == 32
+    assert lesson.setting("min_test_accuracy", 0) == 0 and lesson.setting("min_test_accuracy", 0.5) == 0.5
+    assert lesson.setting("curve_sizes", (50, 200)) == [50, 200]
+    sizes = lesson.setting("curve_sizes")
+    sizes.append(5)  # a copy: the profile's own list is untouched
+    assert lesson.setting("curve_sizes") == [100, 300, 1000]
+
+
+@pytest.mark.parametrize("value, kwargs, message", [
+    (0, {"above_minimum": True}, r"^LEARNING_RATE = 0: use a number above 0$"),
+    ("1e-3", {"above_minimum": True}, r"^LEARNING_RATE = '1e-3': use a number above 0$"),
+    (float("inf"), {}, r"^LEARNING_RATE = inf: use a number of at least 0$"),
+    (10**400, {"whole": True, "maximum": 10}, r"^LEARNING_RATE = 1000000000000000000000000000000000000\.\.\.: "
+                                              r"use a whole number from 0 to 10$"),
+])
+def test_check_parameter_refuses_in_words(value, kwargs, message):
+    with pytest.raises(ImgrecError, match=message):
+        running.check_parameter("LEARNING_RATE", value, **kwargs)
+    assert running.check_parameter("LEARNING_RATE", 1e-3, above_minimum=True) == 1e-3
