@@ -45,7 +45,10 @@ CIFAR10_FOLDER = "cifar-10-batches-py"
 _TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 _TEST_BATCH = "test_batch"
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".avif",
+                    ".heic", ".heif", ".ppm", ".pgm", ".pbm", ".pnm")
+"""The names a folder's image files end in (any case): photo formats :func:`load_image` reads."""
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1", b"heif"}
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -523,7 +526,7 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
             # between 89 and 179 million pixels Pillow only warns (above, it refuses: the error below);
             # big JPEGs are decoded at reduced scale anyway, so the warning is noise for the student
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(path)
+            img = _open_image(path)
         with img:
             if target is not None and img.format == "JPEG":
                 img.draft("RGB", (target[0] * 2, target[1] * 2))  # decode big JPEGs at reduced scale
@@ -546,6 +549,29 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
         box = center_box(*rgb.size, target) if crop else None
         rgb = rgb.resize(target, Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def _open_image(path: Path):  # -> PIL.Image.Image
+    """``PIL.Image.open``, and for a HEIC/HEIF photo (iPhones' default format, which Pillow itself
+    cannot read) the pillow-heif package's decoder, which yields the same kind of image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return Image.open(path)
+    except UnidentifiedImageError:
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+        if head[4:8] != b"ftyp" or head[8:12] not in _HEIF_BRANDS:
+            raise
+    try:
+        import pillow_heif
+    except ImportError:
+        raise ImageError(f"{path}: a HEIC/HEIF photo (iPhones' default format) and pillow-heif, which reads it, "
+                         "is not installed; pip install pillow-heif, or convert the photo to JPEG") from None
+    try:
+        return pillow_heif.open_heif(path, convert_hdr_to_8bit=True).to_pillow()
+    except (ValueError, RuntimeError) as exc:  # libheif's word for a damaged or truncated file
+        raise ValueError(str(exc).strip()) from None
 
 
 def _unreadable(path: Path, exc: BaseException) -> ImageError:
@@ -597,7 +623,8 @@ def _hidden(name: str) -> bool:
 def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path]:
     """Image files inside ``folder`` (and its sub-folders with ``recursive``), sorted by path.
 
-    Files are chosen by extension (:data:`IMAGE_EXTENSIONS`, any case); hidden files and folders
+    Files are chosen by extension (:data:`IMAGE_EXTENSIONS`, any case: JPEG, PNG, HEIC, AVIF, ...; Keras'
+    own ``image_dataset_from_directory`` takes only .bmp .gif .jpeg .jpg .png); hidden files and folders
     (``.name``, macOS' ``._photo.jpg``) are skipped. ``recursive`` is what
     ``keras.utils.image_dataset_from_directory`` does inside each class folder (lesson 04,
     ``imgrec evaluate``); symbolic links to folders are not followed, as there. Used in lessons 03, 04.

@@ -116,3 +116,47 @@ def test_class_folders_errors(tmp_path):
     folder = data.load_image_folder(tmp_path, 16)
     assert folder.images.shape == (2, 16, 16, 3) and folder.labels.tolist() == [0, 1]
     assert folder.class_names == ["cat", "dog"]
+
+
+def _heic(path, img: Image.Image):
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.from_pillow(img).save(path, quality=90)
+    return path
+
+
+def test_heic_photos_from_iphones_are_read(tmp_path):
+    """HEIC, iPhones' default format, which Pillow alone cannot identify: read through pillow-heif."""
+    img = Image.new("RGB", (60, 40), (200, 30, 30))
+    img.paste((20, 40, 220), (30, 0, 60, 40))  # right half blue
+    arr = data.load_image(_heic(tmp_path / "IMG_0001.HEIC", img))
+    assert arr.shape == (40, 60, 3)
+    assert arr[:, :25, 0].mean() > 150 and arr[:, 35:, 2].mean() > 150  # red left, blue right: the real pixels
+    assert data.load_image(tmp_path / "IMG_0001.HEIC", 32).shape == (32, 32, 3)
+
+
+def test_a_truncated_heic_or_heic_without_its_reader_is_one_line(tmp_path, monkeypatch):
+    whole = _heic(tmp_path / "whole.heic", Image.new("RGB", (64, 64), (0, 128, 0))).read_bytes()
+    (tmp_path / "cut.heic").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(ImageError, match=r"cut\.heic: not a readable image \(ValueError: .*\); replace it") as err:
+        data.load_image(tmp_path / "cut.heic")
+    assert "\n" not in str(err.value) and " )" not in str(err.value)
+    monkeypatch.setitem(__import__("sys").modules, "pillow_heif", None)  # as where the package is missing
+    with pytest.raises(ImageError, match=r"whole\.heic: a HEIC/HEIF photo .*pip install pillow-heif, or convert"):
+        data.load_image(tmp_path / "whole.heic")
+
+
+def test_folders_list_every_photo_format_load_image_reads(tmp_path):
+    """A folder of a phone's or camera's photos: HEIC, AVIF, JFIF, PPM are listed like JPEG and PNG, and each
+    listed format really loads; other files (notes, icons) are not images."""
+    img = Image.new("RGB", (20, 20), (10, 200, 10))
+    _heic(tmp_path / "a.HEIC", img)
+    img.save(tmp_path / "b.jfif", format="JPEG")
+    img.save(tmp_path / "c.ppm")
+    img.save(tmp_path / "d.avif")
+    img.save(tmp_path / "e.PNG")
+    (tmp_path / "notes.txt").write_text("not an image")
+    img.save(tmp_path / "icon.ico")
+    listed = data.list_images(tmp_path)
+    assert [p.name for p in listed] == ["a.HEIC", "b.jfif", "c.ppm", "d.avif", "e.PNG"]
+    for path in listed:
+        assert data.load_image(path, 8)[..., 1].mean() > 150, path.name
