@@ -160,3 +160,17 @@ def test_folders_list_every_photo_format_load_image_reads(tmp_path):
     assert [p.name for p in listed] == ["a.HEIC", "b.jfif", "c.ppm", "d.avif", "e.PNG"]
     for path in listed:
         assert data.load_image(path, 8)[..., 1].mean() > 150, path.name
+
+
+def test_a_rotated_heic_is_turned_upright_once_like_a_jpeg(tmp_path):
+    """A phone held upright stores the orientation as EXIF 6: the HEIC comes out as the JPEG does, not twice turned."""
+    img = Image.new("RGB", (60, 40), (200, 30, 30))
+    img.paste((20, 40, 220), (30, 0, 60, 40))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    img.save(tmp_path / "rot.jpg", exif=exif.tobytes(), quality=95)
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.from_pillow(img).save(tmp_path / "rot.heic", exif=exif.tobytes(), quality=90)
+    jpeg, heic = data.load_image(tmp_path / "rot.jpg"), data.load_image(tmp_path / "rot.heic")
+    assert jpeg.shape == heic.shape == (60, 40, 3)
+    assert np.abs(jpeg.astype(int) - heic.astype(int)).mean() < 10
