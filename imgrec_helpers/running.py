@@ -317,13 +317,31 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
+def process_identity(pid: int) -> str | None:
+    """``"<boot id>:<start time>"`` of process ``pid`` on Linux (from ``/proc``), None where it cannot be
+    read (macOS, Windows, no such process). Recorded in the manifest beside the process id: a later
+    process that got the same id (after a reboot, or a SIGKILL and many new processes) has another."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        start = stat[stat.rindex(")") + 2:].split()[19]  # field 22, after the "(name)" that may hold spaces
+    except (OSError, ValueError, IndexError):
+        return None
+    return f"{boot}:{start}"
+
+
 def _settle_if_gone(manifest: dict[str, Any]) -> dict[str, Any]:
     """A manifest still at "running" whose runner (``pid`` on this ``host``) no longer exists was stopped
     without a chance to record it (SIGKILL, power loss): read it as "interrupted", saying so; the file is
     left as it is (``--resume`` writes a new one)."""
-    pid, host = manifest.get("pid"), manifest.get("host")
+    pid, host, identity = manifest.get("pid"), manifest.get("host"), manifest.get("process")
     if (manifest.get("status") != "running" or not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0
-            or host != platform.node() or _process_exists(pid)):
+            or host != platform.node()):
+        return manifest
+    if isinstance(identity, str) and process_identity(os.getpid()) is not None:  # /proc tells exactly
+        if process_identity(pid) == identity:
+            return manifest  # the runner itself, still running
+    elif _process_exists(pid):
         return manifest
     why = f"its runner (process {pid}) ended without recording how (killed?)"
     manifest = {**manifest, "status": "interrupted", "note": why,
@@ -454,6 +472,7 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
         "status": "running",
         "pid": os.getpid(),             # with host: a later reader can tell a killed run from a running one
         "host": platform.node(),
+        "process": process_identity(os.getpid()),  # tells the runner from a later process given its id
     }
     if previous and resume:
         for name in done:

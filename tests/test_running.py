@@ -220,6 +220,13 @@ def test_a_running_manifest_is_only_settled_when_its_runner_is_gone(tmp_path, mo
     for other in [{"host": "another-machine"}, {"pid": 0}, {"pid": -1}, {"pid": True}, {"pid": None}]:
         (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": 2 ** 22 + 12345, **other}))
         assert running.read_manifest(tmp_path)["status"] == "running", other  # cannot tell: as written
+    me = running.process_identity(os.getpid())
+    if me is not None:  # Linux: a live process that took a killed runner's id is not that runner
+        (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": os.getpid(), "process": me}))
+        assert running.read_manifest(tmp_path)["status"] == "running"
+        for other in [me.split(":")[0] + ":1", "another-boot-id:" + me.split(":")[1]]:
+            (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": os.getpid(), "process": other}))
+            assert running.read_manifest(tmp_path)["status"] == "interrupted", other
     from imgrec_helpers.report import write_report
 
     (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": 2 ** 22 + 12345}))
