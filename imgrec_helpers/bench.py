@@ -208,7 +208,7 @@ def _lever_worker(spec: dict[str, Any]) -> dict[str, float]:
         if setting.get("pipeline"):
             dataset = (tf.data.Dataset.from_tensor_slices((x, y)).shuffle(n, seed=0).batch(setting["batch"])
                        .prefetch(tf.data.AUTOTUNE))
-            args: dict[str, Any] = {"x": dataset}
+            args: dict[str, Any] = {"x": dataset, "shuffle": False}  # the dataset shuffles itself
         else:
             args = {"x": x, "y": y, "batch_size": setting["batch"]}
         model.fit(epochs=1, verbose=0, **args)  # trace and warm up on the same epoch

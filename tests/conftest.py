@@ -3,12 +3,14 @@ smoke run of the whole course that tests/test_course.py checks."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import pickle
 import subprocess
 import sys
 import tarfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,11 +107,15 @@ def real_home() -> Path:
 # One smoke run of the whole course, shared by every test that checks it (tests/test_course.py)
 # --------------------------------------------------------------------------------------------
 # `imgrec run --profile smoke` executes every notebook once (nbval's check of the reference outputs
-# reads the same executed copies, so the notebooks are not executed a second time), then lesson 02
-# again into a second folder for the same-seed comparison. It starts in the background when the
+# reads the same executed copies, so the notebooks are not executed a second time), and, beside it,
+# lesson 02 again into a second folder for the same-seed comparison. It starts in the background when the
 # session starts, so it overlaps with the other tests; the tests that read it run last.
+# The tests run in pytest-xdist workers (pyproject.toml: -n auto): the first worker to start claims the
+# run (an exclusive lock file in the folder all workers share), runs it, and writes its outcome to
+# outcome.json; a test in any worker waits for that file.
 
 SMOKE_FIXTURE = "smoke_run"
+SMOKE_WAIT = 1800  # seconds a worker waits for the smoke run of another worker before giving up
 
 
 @dataclass
@@ -123,8 +129,23 @@ class SmokeRun:
     rerun: Path | None = None
     rerun_returncode: int | None = None
     rerun_output: str = ""
-    proc: subprocess.Popen | None = field(default=None, repr=False)
+    procs: list[subprocess.Popen] = field(default_factory=list, repr=False)
     stopped: bool = False
+
+    OUTCOME = ("returncode", "stdout", "stderr", "rerun_returncode", "rerun_output")
+
+    @property
+    def outcome_file(self) -> Path:
+        return self.out.parent / "outcome.json"
+
+    def save_outcome(self) -> None:
+        partial = self.outcome_file.with_suffix(".partial")
+        partial.write_text(json.dumps({k: getattr(self, k) for k in self.OUTCOME}))
+        partial.replace(self.outcome_file)  # whole or absent: a waiting worker never reads half of it
+
+    def load_outcome(self) -> None:
+        for key, value in json.loads(self.outcome_file.read_text()).items():
+            setattr(self, key, value)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -133,49 +154,81 @@ def pytest_collection_modifyitems(config, items):
 
 
 def _imgrec(run: SmokeRun, *args: str, timeout: float = 900) -> tuple[int, str, str]:
-    """``imgrec ARGS`` in a child process that session teardown can stop (``run.proc``)."""
+    """``imgrec ARGS`` in a child process that session teardown can stop (``run.procs``)."""
     if run.stopped:
         return -1, "", "not started: the test session ended"
-    run.proc = subprocess.Popen([sys.executable, "-m", "imgrec_helpers", *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "imgrec_helpers", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    run.procs.append(proc)
     try:
-        out, err = run.proc.communicate(timeout=timeout)
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
-        run.proc.terminate()  # imgrec run stops its notebook and records the interruption
-        out, err = run.proc.communicate()
+        proc.terminate()  # imgrec run stops its notebook and records the interruption
+        out, err = proc.communicate()
         err += f"\nstopped after {timeout:.0f} s"
-    return run.proc.returncode, out, err
+    return proc.returncode, out, err
+
+
+def _shared_folder(tmp_path_factory) -> Path:
+    """The temporary folder every worker of this session sees: the session's own, or under pytest-xdist the
+    parent of the workers' folders."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _smoke_run_in_background(request, tmp_path_factory):
-    """Start the shared smoke run when the session starts, if a selected test needs it and the real data is there."""
+    """Start the shared smoke run when the session starts, if a selected test needs it, the real data is
+    there and no other worker has claimed it. Yields ``(thread or None, run)``: None where another worker runs it."""
     home = _real_home()
     if home is None or not any(SMOKE_FIXTURE in getattr(i, "fixturenames", ()) for i in request.session.items):
         yield None
         return
-    folder = tmp_path_factory.mktemp("smoke")
+    folder = _shared_folder(tmp_path_factory) / "smoke"
+    folder.mkdir(exist_ok=True)
     run = SmokeRun(out=folder / "run", rerun=folder / "rerun-02")
+    try:
+        os.close(os.open(folder / "claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:  # another worker runs it
+        yield None, run
+        return
+
+    def rerun() -> None:  # lesson 02 alone, into its own folder, beside the whole run (they share nothing)
+        code, out, err = _imgrec(run, "run", "--profile", "smoke", "--out", str(run.rerun), "--data-home",
+                                 str(home), "--no-report", "02")
+        run.rerun_returncode, run.rerun_output = code, out + err
 
     def work() -> None:
-        run.returncode, run.stdout, run.stderr = _imgrec(run, "run", "--profile", "smoke", "--out", str(run.out),
-                                                         "--data-home", str(home))
-        code, out, err = _imgrec(run, "run", "--profile", "smoke", "--out", str(run.rerun), "--data-home", str(home),
-                                 "--no-report", "02")
-        run.rerun_returncode, run.rerun_output = code, out + err
+        second = threading.Thread(target=rerun, name="imgrec smoke rerun of 02", daemon=True)
+        second.start()
+        try:
+            run.returncode, run.stdout, run.stderr = _imgrec(run, "run", "--profile", "smoke", "--out", str(run.out),
+                                                             "--data-home", str(home))
+            second.join()
+        finally:
+            run.save_outcome()
 
     thread = threading.Thread(target=work, name="imgrec smoke run", daemon=True)
     thread.start()
     yield thread, run
-    run.stopped = True
-    if thread.is_alive() and run.proc is not None:  # the session ended early (-x, Ctrl-C)
-        run.proc.terminate()
-        thread.join(timeout=30)
+    if thread.is_alive() and (request.session.shouldstop or request.session.shouldfail):  # -x, Ctrl-C: stop it
+        run.stopped = True
+        for proc in run.procs:
+            proc.terminate()
+    thread.join()  # otherwise another worker's tests may still read it: let it finish
 
 
 @pytest.fixture(scope="session")
 def smoke_run(real_home, _smoke_run_in_background) -> SmokeRun:
     """The shared smoke run, finished (waits for it); the tests using it assert that it succeeded."""
     thread, run = _smoke_run_in_background
-    thread.join()
+    if thread is not None:
+        thread.join()
+        return run
+    deadline = time.monotonic() + SMOKE_WAIT
+    while not run.outcome_file.exists():
+        if time.monotonic() > deadline:
+            pytest.fail(f"the smoke run another worker started wrote no {run.outcome_file} in {SMOKE_WAIT} s")
+        time.sleep(1)
+    run.load_outcome()
     return run

@@ -472,8 +472,10 @@ def test_evaluate_counts_sub_folders_and_skips_hidden_and_macos_companions(model
 
 def test_ctrl_c_in_predict_does_not_suggest_resume(models, public):
     photo = _photo(public / "a.png")
-    proc = subprocess.Popen([PY, "-m", "imgrec_helpers", "predict", str(models["tiny"]), *[str(photo)] * 20000],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd="/")
+    # 100,000 times the photo (half a minute of predicting): Ctrl-C surely comes before the end, also on a
+    # machine busy with other tests
+    proc = subprocess.Popen([PY, "-m", "imgrec_helpers", "predict", str(models["tiny"]), *[photo.name] * 100_000],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=photo.parent)
     assert proc.stdout.readline()  # predicting now
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
