@@ -569,7 +569,11 @@ def _open_image(path: Path):  # -> PIL.Image.Image
         raise ImageError(f"{path}: a HEIC/HEIF photo (iPhones' default format) and pillow-heif, which reads it, "
                          "is not installed; pip install pillow-heif, or convert the photo to JPEG") from None
     try:
-        return pillow_heif.open_heif(path, convert_hdr_to_8bit=True).to_pillow()
+        heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=True)  # reads the header; decodes on to_pillow
+        pixels = heif.size[0] * heif.size[1]
+        if Image.MAX_IMAGE_PIXELS and pixels > 2 * Image.MAX_IMAGE_PIXELS:  # the limit Image.open applies
+            raise Image.DecompressionBombError(f"Image size ({pixels} pixels) exceeds limit")
+        return heif.to_pillow()
     except (ValueError, RuntimeError) as exc:  # libheif's word for a damaged or truncated file
         raise ValueError(str(exc).strip()) from None
 

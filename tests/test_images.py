@@ -134,6 +134,14 @@ def test_heic_photos_from_iphones_are_read(tmp_path):
     assert data.load_image(tmp_path / "IMG_0001.HEIC", 32).shape == (32, 32, 3)
 
 
+def test_a_heic_over_pillows_pixel_limit_is_refused_before_it_is_decoded(tmp_path, monkeypatch):
+    path = _heic(tmp_path / "huge.heic", Image.new("RGB", (128, 96), (0, 0, 255)))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # so that 128 x 96 counts as huge
+    with pytest.raises(ImageError, match=r"huge\.heic: too large to decode safely \(12,288 pixels; Pillow refuses "
+                                         r"more than 2,000\); shrink it"):
+        data.load_image(path)
+
+
 def test_a_truncated_heic_or_heic_without_its_reader_is_one_line(tmp_path, monkeypatch):
     whole = _heic(tmp_path / "whole.heic", Image.new("RGB", (64, 64), (0, 128, 0))).read_bytes()
     (tmp_path / "cut.heic").write_bytes(whole[: len(whole) // 2])
