@@ -23,6 +23,7 @@ import math
 import os
 import signal
 import sys
+import threading
 from typing import Any, NoReturn, Sequence
 
 from .errors import ImgrecError, describe_os_error
@@ -189,6 +190,7 @@ def _predict(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.model, args.data_home)
     unreadable = 0
     for image, result in predictor.predict_files(images, args.top):
+        _stop_if_ctrl_c()
         if isinstance(result, ImgrecError):  # reported in its place; the other images are still labelled
             unreadable += 1
             sys.stdout.flush()
@@ -235,8 +237,12 @@ def _evaluate(args: argparse.Namespace) -> int:
                           "persistence.save_model(..., class_names=...)")
     evaluation_folders(path.name, names, args.folder)
     import_tensorflow()
-    scores = evaluate_folder(load_predictor(args.model), args.folder,
-                             progress=lambda name, correct, total: _print(f"{name:20} {correct:5d} / {total:<5d} correct"))
+
+    def progress(name: str, correct: int, total: int) -> None:
+        _stop_if_ctrl_c()
+        _print(f"{name:20} {correct:5d} / {total:<5d} correct")
+
+    scores = evaluate_folder(load_predictor(args.model), args.folder, progress=progress)
     _print(f"accuracy {scores['accuracy']:.4f} on {scores['images']} images")
     return 0
 
@@ -296,6 +302,23 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+_CTRL_C = threading.Event()
+"""Set by :func:`_on_ctrl_c`: the long loops (predict, evaluate) check it after each result. Python raises
+Ctrl-C's KeyboardInterrupt in whatever code runs at that moment; when that is a finalizer (a TensorFlow
+object's ``__del__``), Python prints "Exception ignored" and goes on, and the command would run to its end."""
+
+
+def _on_ctrl_c(signum: int, frame: object) -> None:
+    _CTRL_C.set()
+    raise KeyboardInterrupt
+
+
+def _stop_if_ctrl_c() -> None:
+    """Raise KeyboardInterrupt if Ctrl-C was pressed, also when its first raise was swallowed."""
+    if _CTRL_C.is_set():
+        raise KeyboardInterrupt
+
+
 def _stdout_closed() -> int:
     """Python's documented handling of a closed pipe (``imgrec predict ... | head``): stop quietly,
     pointing standard output at /dev/null so the interpreter's last flush does not fail again."""
@@ -314,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         if args.command == "run":  # `kill` stops a run as cleanly as Ctrl-C does
             signal.signal(signal.SIGTERM, _interrupt)
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not where it is ignored (nohup, &)
+            signal.signal(signal.SIGINT, _on_ctrl_c)
         return _dispatch(args)
     except ImgrecError as exc:
         _flush_quietly()

@@ -478,9 +478,39 @@ def test_ctrl_c_in_predict_does_not_suggest_resume(models, public):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=photo.parent)
     assert proc.stdout.readline()  # predicting now
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, f"{len(out.splitlines())} lines of results, then: {err[-1500:]}"
     assert len(err.splitlines()) == 1 and "imgrec predict again" in err and "--resume" not in err, err
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the swallowed one, on purpose
+def test_ctrl_c_swallowed_by_a_finalizer_still_stops_predict(models, public, capsys, monkeypatch):
+    """Python raises Ctrl-C's KeyboardInterrupt in whatever runs at that moment; inside a finalizer (TensorFlow
+    objects have many) it is printed as "Exception ignored" and lost. imgrec predict still stops, at the next result."""
+    import signal
+    import threading
+
+    from imgrec_helpers import cli, prediction
+
+    monkeypatch.setattr(cli, "_CTRL_C", threading.Event())
+    monkeypatch.setattr(signal, "signal", lambda *a: None)  # leave this test process's own handlers alone
+    original = prediction.Predictor.predict_files
+
+    class Finalized:
+        def __del__(self):
+            cli._on_ctrl_c(signal.SIGINT, None)  # Ctrl-C arriving while a finalizer runs
+
+    def predict_files(self, paths, k=3, **kwargs):
+        for i, item in enumerate(original(self, paths, k, **kwargs)):
+            if i == 1:
+                Finalized()  # made and dropped at once: its KeyboardInterrupt is swallowed
+            yield item
+
+    monkeypatch.setattr(prediction.Predictor, "predict_files", predict_files)
+    photo = _photo(public / "a.png")
+    assert cli.main(["predict", str(models["tiny"]), *[str(photo)] * 200]) == 130
+    out, err = capsys.readouterr()
+    assert out.count(str(photo)) == 1 and "interrupted; the predictions printed above are complete" in err
 
 
 # --------------------------------------------------------------------------------------------
