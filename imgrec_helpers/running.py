@@ -79,7 +79,6 @@ _SETTING_RULES: dict[str, tuple[bool, float, float | None]] = {
     "epochs": (True, 1, None),
     "batch_size": (True, 1, None),
     "train_images": (True, 1, None),
-    "test_images": (True, 1, None),
     "min_test_accuracy": (False, 0, 1),
     "curve_sizes": (True, 1, None),
 }
