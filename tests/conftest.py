@@ -176,6 +176,14 @@ def _shared_folder(tmp_path_factory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+def _behind_the_smoke_run() -> None:
+    """Lower this worker's test thread's priority a little (nice +5), so that on a busy machine the smoke run,
+    the session's longest stream, gets the CPU first and the other tests fill the rest. On Linux a nice value
+    belongs to a thread: the smoke run's thread, started before, and its processes keep theirs."""
+    if hasattr(os, "nice"):
+        os.nice(5)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _smoke_run_in_background(request, tmp_path_factory):
     """Start the shared smoke run when the session starts, if a selected test needs it, the real data is
@@ -190,6 +198,7 @@ def _smoke_run_in_background(request, tmp_path_factory):
     try:
         os.close(os.open(folder / "claimed", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except FileExistsError:  # another worker runs it
+        _behind_the_smoke_run()
         yield None, run
         return
 
@@ -210,6 +219,7 @@ def _smoke_run_in_background(request, tmp_path_factory):
 
     thread = threading.Thread(target=work, name="imgrec smoke run", daemon=True)
     thread.start()
+    _behind_the_smoke_run()
     yield thread, run
     if thread.is_alive() and (request.session.shouldstop or request.session.shouldfail):  # -x, Ctrl-C: stop it
         run.stopped = True
