@@ -511,28 +511,19 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
     """Read any photo as an RGB uint8 array of shape (H, W, 3), optionally resized to ``size``.
 
     Handles every mode a student's photo may have: grayscale, palette, RGBA (composited on white),
-    CMYK, 16-bit; EXIF rotation is applied. Large JPEGs are decoded at reduced scale, so a
+    CMYK, 16-bit; EXIF rotation is applied (a photo whose EXIF is too damaged to read is used as
+    stored). Large JPEGs are decoded at reduced scale, so a
     10,000 x 10,000 photo does not take gigabytes. With ``crop`` the central box with the target's
     proportions (:func:`center_box`, whole pixels) is kept before resizing, so objects keep their
     proportions. ``size`` is an int (a square) or (width, height). Used in lessons 02-04 and
     ``imgrec predict``.
     """
-    from PIL import Image, ImageOps, UnidentifiedImageError
+    from PIL import Image, UnidentifiedImageError
 
     target = image_size(size)
     path = check_image_file(path)
     try:
-        with warnings.catch_warnings():
-            # between 89 and 179 million pixels Pillow only warns (above, it refuses: the error below);
-            # big JPEGs are decoded at reduced scale anyway, so the warning is noise for the student
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = _open_image(path)
-        with img:
-            if target is not None and img.format == "JPEG":
-                img.draft("RGB", (target[0] * 2, target[1] * 2))  # decode big JPEGs at reduced scale
-            img = ImageOps.exif_transpose(img)
-            img.load()
-            rgb = _to_rgb(img)
+        rgb = _decode(path, target)
     except OSError as exc:
         if exc.errno is not None:  # the operating system's refusal, not a damaged image
             raise ImageError(describe_os_error(exc, path, "read")) from None
@@ -549,6 +540,35 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
         box = center_box(*rgb.size, target) if crop else None
         rgb = rgb.resize(target, Image.Resampling.BICUBIC, box=box, reducing_gap=3.0)
     return np.asarray(rgb, dtype=np.uint8)
+
+
+def _decode(path: Path, target: tuple[int, int] | None):  # -> RGB PIL.Image.Image
+    """Open, turn upright by its EXIF orientation, decode and convert to RGB (:func:`load_image`). Pillow's
+    warnings about damaged metadata ("Corrupt EXIF data", "Truncated File Read") are not shown: the
+    result is an image or an error, and the warnings would only be noise in a lesson or a shell."""
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        # between 89 and 179 million pixels Pillow only warns (above, it refuses: DecompressionBombError);
+        # big JPEGs are decoded at reduced scale anyway, so the warning is noise for the student
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        img = _open_image(path)
+        with img:
+            if target is not None and img.format == "JPEG":
+                img.draft("RGB", (target[0] * 2, target[1] * 2))  # decode big JPEGs at reduced scale
+            try:
+                orientation = img.getexif().get(0x0112)  # EXIF orientation: how to turn the pixels upright
+            except Exception:  # damaged EXIF raises anything (struct.error, TypeError, ...): use it as stored
+                orientation = None
+            img.load()
+            # as PIL.ImageOps.exif_transpose turns them, without rewriting the EXIF block (which fails when
+            # it is damaged: a struct.error traceback for a photo whose pixels are fine)
+            upright = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180,
+                       4: Image.Transpose.FLIP_TOP_BOTTOM, 5: Image.Transpose.TRANSPOSE,
+                       6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE, 8: Image.Transpose.ROTATE_90}
+            method = upright.get(orientation) if isinstance(orientation, int) else None
+            return _to_rgb(img.transpose(method) if method is not None else img)
 
 
 def _open_image(path: Path):  # -> PIL.Image.Image

@@ -182,3 +182,41 @@ def test_a_rotated_heic_is_turned_upright_once_like_a_jpeg(tmp_path):
     jpeg, heic = data.load_image(tmp_path / "rot.jpg"), data.load_image(tmp_path / "rot.heic")
     assert jpeg.shape == heic.shape == (60, 40, 3)
     assert np.abs(jpeg.astype(int) - heic.astype(int)).mean() < 10
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_every_exif_orientation_is_turned_as_pillow_turns_it(tmp_path, orientation):
+    from PIL import ImageOps
+
+    img = Image.new("RGB", (60, 40), (200, 30, 30))
+    img.paste((20, 40, 220), (30, 0, 60, 40))
+    img.paste((0, 255, 0), (0, 0, 10, 10))  # a corner mark: every flip and turn looks different
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = _save(img, tmp_path / "o.png", exif=exif.tobytes())
+    expected = np.asarray(ImageOps.exif_transpose(Image.open(path)).convert("RGB"))
+    assert np.array_equal(data.load_image(path), expected)
+
+
+def test_photos_with_damaged_exif_load_quietly(tmp_path, recwarn):
+    """Bytes changed at random inside a JPEG's EXIF block, 300 times: every photo loads with its real pixels,
+    no Pillow warning escapes ("Corrupt EXIF data"), and nothing raises (exif_transpose raised struct.error)."""
+    import io
+    import random
+
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F], exif[0x0131] = 6, "Camera", "Editor 1.0"
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30), (10, 20, 30)).save(buffer, "JPEG", exif=exif.tobytes())
+    whole = buffer.getvalue()
+    start = whole.index(b"Exif\x00\x00")
+    end = start - 2 + int.from_bytes(whole[start - 2:start], "big")  # the APP1 segment's payload
+    rng = random.Random(1)
+    for _ in range(300):
+        damaged = bytearray(whole)
+        for _ in range(rng.randint(1, 8)):
+            damaged[rng.randrange(start, end)] = rng.randrange(256)
+        (tmp_path / "p.jpg").write_bytes(bytes(damaged))
+        arr = data.load_image(tmp_path / "p.jpg")
+        assert arr.shape in ((30, 40, 3), (40, 30, 3)) and abs(arr.mean() - 20) < 2
+    assert not [w for w in recwarn if "PIL" in w.filename], [str(w.message) for w in recwarn][:3]
