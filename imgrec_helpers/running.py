@@ -49,29 +49,33 @@ def check_parameter(name: str, value: Any, *, whole: bool = False, minimum: floa
     e.g. ``EPOCHS = -1: use a whole number of at least 1``. Used by :func:`start_lesson` (``SEED``),
     :meth:`Lesson.setting` (lessons 02, 05) and lessons 04 and 06 for their own parameters.
     """
+    broken = _broken_rule(value, whole=whole, minimum=minimum, maximum=maximum, above_minimum=above_minimum)
+    if broken:
+        raise ImgrecError(f"{name} = {_shown(value)}: use {broken}")
+    return value
+
+
+def _broken_rule(value: Any, *, whole: bool = False, minimum: float = 0, maximum: float | None = None,
+                 above_minimum: bool = False) -> str | None:
+    """The rule of :func:`check_parameter` in words (``"a whole number of at least 1"``) if ``value``
+    breaks it, else None."""
     kind = numbers.Integral if whole else numbers.Real
     ok = (not isinstance(value, bool) and isinstance(value, kind)
           and (isinstance(value, numbers.Integral) or math.isfinite(value))
           and (value > minimum if above_minimum else value >= minimum) and (maximum is None or value <= maximum))
-    if not ok:
-        what = "a whole number" if whole else "a number"
-        low = f"{minimum:,}" if whole else f"{minimum:g}"
-        if maximum is not None:
-            rule = f"{what} from {low} to {maximum:,}" if whole else f"{what} from {low} to {maximum:g}"
-        else:
-            rule = f"{what} above {low}" if above_minimum else f"{what} of at least {low}"
-        raise ImgrecError(f"{name} = {_shown(value)}: use {rule}")
-    return value
+    if ok:
+        return None
+    what = "a whole number" if whole else "a number"
+    low = f"{minimum:,}" if whole else f"{minimum:g}"
+    if maximum is not None:
+        return f"{what} from {low} to {maximum:,}" if whole else f"{what} from {low} to {maximum:g}"
+    return f"{what} above {low}" if above_minimum else f"{what} of at least {low}"
 
 
 def _shown(value: Any) -> str:
     """``repr(value)``, cut to 40 characters (an error line stays one short line)."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _is_whole(value: Any, minimum: int) -> bool:
-    return not isinstance(value, bool) and isinstance(value, numbers.Integral) and value >= minimum
 
 
 # How Lesson.setting checks a notebook's override of a profile setting: (whole, minimum, maximum)
@@ -117,7 +121,7 @@ class Lesson:
         default = "all" if self.settings[key] is None else self.settings[key]
         if key == "curve_sizes":
             sizes = override if isinstance(override, (list, tuple)) else []
-            if not sizes or not all(_is_whole(v, minimum) for v in sizes):
+            if not sizes or any(_broken_rule(v, whole=whole, minimum=minimum) for v in sizes):
                 raise ImgrecError(f"{name} = {_shown(override)}: use a list of training-set sizes, whole numbers of "
                                   f"at least {minimum}, e.g. [100, 300, 1000], or None for the profile's value ({default})")
             return list(sizes)
