@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable
 
-from . import weights
+from . import sources, weights
 from .errors import ModelError, WeightsError
 
 _MOBILENET_POOL = "global_average_pooling2d"
@@ -201,20 +201,44 @@ def _make_choice(app: Application, requested: str, include_top: bool, size: int,
                   dict(app.kwargs), size, include_top, app.feature_layer, reason)
 
 
+def _no_source() -> str:
+    """Why weights could not be fetched, in words: the mirror lacks them, or the machine is offline."""
+    base = sources.mirror()
+    return f"the data mirror {base} does not have them" if base else "this machine cannot reach the download server"
+
+
+def _fetched(app: Application, include_top: bool, size: int) -> Path | None:
+    """The cache path of ``app``'s weights for these settings after fetching them through the registry (the
+    file for this size, else without the top the file for the default size, which fits any size), or None."""
+    names = [app.weight_file(include_top, size)]
+    if not include_top and "{size}" in app.notop_file:
+        names.append(app.weight_file(include_top, app.size))
+    for file_name in dict.fromkeys(names):
+        got = weights.fetch_weights(file_name)
+        if got is not None:
+            return got
+    return None
+
+
 def _available(app: Application, include_top: bool, size: int) -> tuple[str | None, str] | None:
     """``(weights argument, reason)`` when ``app``'s ImageNet weights can be had here, else None."""
     cache = weights.keras_cache_dir()
     file_name = app.weight_file(include_top, size)
     cached = weights.cached_weights(app.name, include_top, size)
+    fetched = ""
+    if cached is None:
+        cached = _fetched(app, include_top, size)
+        fetched = (f" They were fetched just now from {sources.mirror() or 'their public address'} into the data "
+                   "home, checked against the registered hash, and linked into that cache.") if cached else ""
     if cached is not None and cached.name == file_name:
         return "imagenet", (f"{app.display}'s ImageNet weights ({file_name}) are in the Keras cache {cache}, "
-                            'so weights="imagenet" reads them from there.')
+                            f'so weights="imagenet" reads them from there.{fetched}')
     if cached is not None:
         return str(cached), (f"{app.display} has no ImageNet weights file for {size} x {size} px in the Keras cache, "
                              f"but it has {cached.name}: without the top, the convolution weights fit any input "
                              "size, so that file's path is passed as weights=... (Keras would try to download "
-                             f"{file_name} for weights=\"imagenet\").")
-    if weights.can_reach(weights.KERAS_WEIGHTS_HOST):
+                             f"{file_name} for weights=\"imagenet\").{fetched}")
+    if not sources.mirror() and weights.can_reach(weights.KERAS_WEIGHTS_HOST):
         return "imagenet", (f"{app.display}'s ImageNet weights are not in the Keras cache {cache} yet: Keras "
                             f"downloads {file_name} (about {app.download_mb(include_top):g} MB) on first use "
                             "and keeps it there.")
@@ -244,16 +268,16 @@ def choose(name: str, fallback: str | None = None, *, include_top: bool = True, 
         stand_in = application(fallback)
         fb_size = size if not include_top else stand_in.size
         _check_size(stand_in, include_top, fb_size)
-        cached = weights.cached_weights(stand_in.name, include_top, fb_size)
+        cached = weights.cached_weights(stand_in.name, include_top, fb_size) or _fetched(stand_in, include_top, fb_size)
         if cached is None:
             raise WeightsError(
                 f"neither {app.display}'s nor {stand_in.display}'s ImageNet weights are in the Keras cache "
-                f"{weights.keras_cache_dir()}, and this machine cannot reach the download server; connect to the "
+                f"{weights.keras_cache_dir()}, and {_no_source()}; connect to the "
                 f"internet once, or place {app.weight_file(include_top, size)} or "
                 f"{stand_in.weight_file(include_top, fb_size)} in the data home's keras/models/ folder")
         weights_arg = "imagenet" if cached.name == stand_in.weight_file(include_top, fb_size) else str(cached)
         reason = (f"{app.display}'s ImageNet weights ({app.weight_file(include_top, size)}) are not in the Keras "
-                  f"cache and this machine cannot reach the download server, so this lesson runs on "
+                  f"cache and {_no_source()}, so this lesson runs on "
                   f"{stand_in.display} instead, whose real ImageNet weights are in the cache ({cached.name}). "
                   "Every heading and result below names the model used.")
         if weights_arg != "imagenet":
@@ -267,9 +291,10 @@ def choose(name: str, fallback: str | None = None, *, include_top: bool = True, 
                             "to look at its architecture and parameter counts, not to use it.")
     else:
         raise weights.missing_weights_error(app.weight_file(include_top, size),
-                                            "this machine cannot reach the download server")
-    if include_top and not weights.class_index_available() and not weights.can_reach(weights.CLASS_INDEX_HOST):
-        raise weights.missing_weights_error(weights.CLASS_INDEX_FILE, "this machine cannot reach the download server")
+                                            _no_source())
+    if (include_top and not weights.class_index_available() and weights.fetch_weights(weights.CLASS_INDEX_FILE) is None
+            and (sources.mirror() or not weights.can_reach(weights.CLASS_INDEX_HOST))):
+        raise weights.missing_weights_error(weights.CLASS_INDEX_FILE, _no_source())
     return choice
 
 

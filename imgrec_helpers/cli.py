@@ -73,6 +73,10 @@ def _seed(text: str) -> int:
     return _whole_number(text, 0, MAX_SEED)
 
 
+_MIRROR_HELP = ("fetch every file from this base URL or folder (laid out like a data home) instead of the public "
+                "addresses (default: $IMGREC_DATA_MIRROR)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="imgrec", description="Image recognition with transfer learning: the course.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -86,7 +90,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=_seed, default=42, help="one seed for Python, NumPy and TensorFlow (default: 42)")
     run.add_argument("--timeout", type=_seconds, default=3600, help="seconds allowed per notebook (default: 3600)")
     run.add_argument("--data-home", metavar="DIR", help="datasets and weights (default: $IMGREC_DATA_HOME or data/)")
+    run.add_argument("--data-mirror", metavar="URL_OR_DIR", help=_MIRROR_HELP)
     run.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
+
+    data_cmd = sub.add_parser("data", help="fetch the data the lessons need before a class, or check it")
+    data_cmd.add_argument("action", choices=["fetch", "check"], help="fetch: download what is missing; "
+                          "check: verify every file against its registered hash")
+    data_cmd.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="only these lessons' data (default: all)")
+    data_cmd.add_argument("--profile", choices=list(PROFILES), default=DEFAULT_PROFILE,
+                          help="the profile to fetch for (every profile reads the same files)")
+    data_cmd.add_argument("--data-home", metavar="DIR", help="where the data goes (default: $IMGREC_DATA_HOME or data/)")
+    data_cmd.add_argument("--data-mirror", metavar="URL_OR_DIR", help=_MIRROR_HELP)
 
     report = sub.add_parser("report", help="(re)build RUN_DIR/report.html")
     report.add_argument("run_dir", metavar="RUN_DIR")
@@ -247,7 +261,39 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    """``imgrec data fetch`` / ``imgrec data check``: one line per need or file; exit 1 when something is wrong."""
+    from . import sources
+    from .running import course_notebooks, select_notebooks
+
+    lessons = [p.name for p in select_notebooks(args.notebooks, course_notebooks())]
+    if args.action == "fetch":
+        sources.fetch_needs(lessons, args.data_home, log=_print)
+        _print(f"data: ok, everything lessons {', '.join(n[:2] for n in lessons)} need is in "
+               f"{sources.data_home(args.data_home)}")
+        return 0
+    rows = sources.check(lessons, args.data_home)
+    for status, path, detail in rows:
+        _print(f"{status:8} {path}: {detail}")
+    problems = [r for r in rows if r[0] != "ok"]
+    counts = {s: sum(r[0] == s for r in rows) for s in ("ok", "missing", "corrupt", "extra")}
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    if problems:
+        raise ImgrecError(f"data check: {summary} in {sources.data_home(args.data_home)}; run `imgrec data fetch` "
+                          "for what is missing or corrupt (it replaces corrupt files), and move extra photos out "
+                          "of the set folders")
+    _print(f"data check: all {counts['ok']} files ok in {sources.data_home(args.data_home)}")
+    return 0
+
+
 def _dispatch(args: argparse.Namespace) -> int:
+    if getattr(args, "data_mirror", None):
+        from .sources import MIRROR_ENV, check_mirror
+
+        os.environ[MIRROR_ENV] = check_mirror(args.data_mirror)  # the lessons' kernels inherit it
+    if args.command == "data":
+        _data_home_checked(args.data_home)
+        return _data(args)
     if args.command == "run":
         from .running import run_course
 
@@ -295,6 +341,8 @@ def _interrupted(args: Any) -> str:
         return f"interrupted; the previous report.html is unchanged; run imgrec report {args.run_dir} again"
     if command == "bench":
         return "interrupted; no benchmark summary was made; run imgrec bench again"
+    if command == "data":
+        return "interrupted; files fetched so far are kept whole, nothing half-written; run imgrec data fetch again"
     return "interrupted"
 
 

@@ -26,6 +26,8 @@ import numpy as np
 
 from .errors import DataError, FileSystemError, ImageError, describe_os_error
 from .persistence import atomic_dir, atomic_path, existing_file, stat_existing
+from .sources import (CIFAR10, FETCH_COMMAND, cache_dir, check_data_home, data_home, fetch_need, file_digest,
+                      folder_lock)
 
 CLASS_NAMES: tuple[str, ...] = (
     "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
@@ -38,8 +40,7 @@ CLASS_NOTES: dict[str, str] = {
 }
 """Class definitions worth knowing: the two vehicle classes exclude pickups (lesson 01)."""
 
-CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-CIFAR10_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"  # its size and SHA-256: registry.tsv
 CIFAR10_ARCHIVE = "cifar-10-python.tar.gz"
 CIFAR10_FOLDER = "cifar-10-batches-py"
 _TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -49,61 +50,6 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".
                     ".heic", ".heif", ".ppm", ".pgm", ".pbm", ".pnm")
 """The names a folder's image files end in (any case): photo formats :func:`load_image` reads."""
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1", b"heif"}
-
-_REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def data_home(path: str | os.PathLike | None = None) -> Path:
-    """The folder holding datasets and weights: ``path``, else ``$IMGREC_DATA_HOME``, else ``<repo>/data``.
-
-    Used by every lesson's setup cell (via :func:`imgrec_helpers.running.start_lesson`). Only
-    resolves the name; :func:`check_data_home` also checks that the folder is there.
-    """
-    if path:
-        return Path(path).expanduser().resolve()
-    env = os.environ.get("IMGREC_DATA_HOME")
-    if env:
-        return Path(env).expanduser().resolve()
-    return _REPO_ROOT / "data"
-
-
-def check_data_home(path: str | os.PathLike | None = None) -> Path:
-    """:func:`data_home`, checked: one-line :class:`DataError` when it does not exist or is not a folder.
-
-    A typo in ``IMGREC_DATA_HOME`` must not look like "CIFAR-10 missing" (and start a 163 MB
-    download). Used by :func:`cifar10_folder`, :func:`imgrec_helpers.running.start_lesson`, the runner
-    and ``imgrec``.
-    """
-    import stat
-
-    home = data_home(path)
-    source = ("--data-home / DATA_HOME" if path else
-              "IMGREC_DATA_HOME" if os.environ.get("IMGREC_DATA_HOME") else "the default, <repository>/data")
-    if not path and not os.environ.get("IMGREC_DATA_HOME"):
-        try:  # the repository's own data/ folder: made when missing, as downloads go there
-            home.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            pass
-    try:
-        st = os.stat(home)
-    except FileNotFoundError:
-        raise DataError(f"data home {home} does not exist (set by {source}); check the spelling, or create the "
-                        "folder and put the data in it (see README, 'Data and weights')") from None
-    except OSError as exc:
-        raise DataError(f"data home: {describe_os_error(exc, home, 'open')}") from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise DataError(f"data home {home} is a file, not a folder (set by {source}); point it at the folder "
-                        "that holds cifar-10-* and images/")
-    return home
-
-
-def cache_dir() -> Path:
-    """A writable folder for extracted data: ``$IMGREC_CACHE_DIR``, else ``~/.cache/imgrec``.
-
-    Kept apart from the data home, which may be a read-only, shared folder on classroom machines.
-    """
-    env = os.environ.get("IMGREC_CACHE_DIR")
-    return Path(env).expanduser().resolve() if env else Path.home() / ".cache" / "imgrec"
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,76 +200,14 @@ def _extract_archive(archive: Path, target: Path) -> Path:
     return target
 
 
-def download_file(url: str, target: Path, sha256: str | None) -> Path:
-    """Download ``url`` to ``target`` with Keras' progress bar, checking its SHA-256.
-
-    The file is downloaded under a temporary name and only moved into place when the hash matches;
-    a failed or wrong download leaves nothing behind.
-    """
-    from keras.utils import get_file
-
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp_dir = tempfile.TemporaryDirectory(prefix=".download-", dir=target.parent)
-    except OSError as exc:
-        raise DataError(f"downloading {url}: {describe_os_error(exc, target.parent, 'write to')}") from None
-    with tmp_dir as tmp:
-        try:
-            got = Path(get_file(fname=target.name, origin=url, cache_dir=tmp, cache_subdir="."))
-        except OSError as exc:
-            if exc.errno is None or type(exc).__module__.startswith("urllib"):  # network errors
-                raise DataError(f"could not download {url} ({exc}); connect to the internet, or place the file "
-                                f"{target.name} in {target.parent}") from None
-            raise DataError(f"downloading {url}: {describe_os_error(exc, target.parent, 'write to')}") from None
-        except Exception as exc:
-            raise DataError(f"could not download {url} ({exc}); connect to the internet, or place the file "
-                            f"{target.name} in {target.parent}") from None
-        if sha256 is not None:
-            digest = _sha256(got)
-            if digest != sha256:
-                raise DataError(f"{url}: downloaded file has SHA-256 {digest[:12]}..., expected {sha256[:12]}...; "
-                                "nothing was kept; try again later or download it by hand and check it")
-        os.replace(got, target)
-    return target
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-@contextlib.contextmanager
-def _extraction_lock(cache: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the cache folder itself (POSIX ``flock`` on the folder, released by the
-    operating system if the process dies; no lock file is left behind). Without ``fcntl`` (Windows) or
-    a cache folder that can be created, no lock: each process then extracts for itself, and the
-    extraction reports a cache it cannot write."""
-    try:
-        import fcntl
-
-        cache.mkdir(parents=True, exist_ok=True)
-        fd = os.open(cache, os.O_RDONLY)
-    except (ImportError, OSError):
-        yield
-        return
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def cifar10_folder(home: str | os.PathLike | None = None, *, download: bool = True,
-                   url: str = CIFAR10_URL, sha256: str | None = CIFAR10_SHA256) -> Path:
-    """The extracted ``cifar-10-batches-py`` folder, extracting or downloading it if needed.
+def cifar10_folder(home: str | os.PathLike | None = None, *, download: bool = True) -> Path:
+    """The extracted ``cifar-10-batches-py`` folder, extracting or fetching it if needed.
 
     Looks, in order, for: the extracted folder in the data home;
     the archive (``.tar.gz`` or any other compression) in the data home, extracted once into the
-    cache (:func:`cache_dir`) by :func:`_extracted`; and finally downloads the official archive into
-    the data home (or the cache when the data home is read-only). Used by :func:`load_cifar10`.
+    cache (:func:`cache_dir`) by :func:`_extracted`; and finally fetches the official archive (or a
+    mirror's registered copy) into the data home, hash-checked (:func:`imgrec_helpers.sources.fetch_need`).
+    Used by :func:`load_cifar10`.
     """
     home_path = check_data_home(home)
     in_home = home_path / CIFAR10_FOLDER
@@ -333,14 +217,8 @@ def cifar10_folder(home: str | os.PathLike | None = None, *, download: bool = Tr
     if archive is None:
         if not download:
             raise DataError(f"CIFAR-10 not found: no {CIFAR10_FOLDER}/ or {CIFAR10_ARCHIVE} in {home_path}; "
-                            f"download {CIFAR10_URL} into that folder, or set IMGREC_DATA_HOME")
-        writable = home_path if os.access(home_path, os.W_OK) else cache_dir()
-        try:
-            archive = download_file(url, writable / CIFAR10_ARCHIVE, sha256)
-        except DataError as exc:
-            raise DataError(f"CIFAR-10 not found in {home_path} (no {CIFAR10_FOLDER}/, no {CIFAR10_ARCHIVE}) and the "
-                            f"download failed: connect to the internet and run again, or place {CIFAR10_ARCHIVE} "
-                            f"in {home_path} [{exc}]") from None
+                            f"run `{FETCH_COMMAND}` to fetch it ({CIFAR10_URL})")
+        archive = fetch_need(CIFAR10, home_path)
     return _extracted(archive)
 
 
@@ -366,12 +244,16 @@ def _extracted(archive: Path) -> Path:
     except (OSError, ValueError):
         pass  # no pointer yet, or an unreadable one: hash the archive
     try:
-        digest = _sha256(archive)
+        digest = file_digest(archive)
     except OSError as exc:
         raise DataError(describe_os_error(exc, archive, "read")) from None
     target = cache / f"{CIFAR10_FOLDER}-{digest[:16]}"
     if not target.is_dir():
-        with _extraction_lock(cache):  # lessons or tests started together: one extracts, the others wait for it
+        try:
+            cache.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # the extraction says what is wrong with the cache
+        with folder_lock(cache):  # lessons or tests started together: one extracts, the others wait for it
             if not target.is_dir():
                 _extract_archive(archive, target)
                 _remove_old_scheme_extractions(cache)

@@ -26,8 +26,9 @@ from typing import Any, Callable, Sequence
 from . import hardware
 from .quiet import import_tensorflow
 from .training import cpu_environment
-from .data import check_data_home as _check_data_home
-from .data import data_home as _data_home
+from .sources import HOME_ENV, fetch_needs
+from .sources import check_data_home as _check_data_home
+from .sources import data_home as _data_home
 from .errors import FileSystemError, ImgrecError, os_error
 from .persistence import file_mode, write_json
 from .profiles import DEFAULT_PROFILE, PROFILES, profile_settings
@@ -235,7 +236,7 @@ def course_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
     return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
 
 
-def _select(names: Sequence[str], available: list[Path]) -> list[Path]:
+def select_notebooks(names: Sequence[str], available: list[Path]) -> list[Path]:
     if not names:
         return available
     chosen = []
@@ -442,9 +443,11 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
     available = course_notebooks(Path(notebooks_dir))
     if not available:
         raise ImgrecError(f"{notebooks_dir}: no numbered notebooks (01_*.ipynb ...) to run")
-    selected = _select(notebooks, available)
-    if data_home or os.environ.get("IMGREC_DATA_HOME"):
-        _check_data_home(data_home)
+    selected = select_notebooks(notebooks, available)
+    _check_data_home(data_home)
+    # before lesson 01: everything the lessons read is in the data home or fetched now (from the mirror or the
+    # public addresses), so a missing set stops the run in seconds, not after a lesson has trained
+    fetch_needs([p.name for p in selected], data_home, log=log)
     if out is None:
         if resume:
             raise ImgrecError("--resume needs the run folder to resume: imgrec run --resume RUN_DIR")
@@ -600,6 +603,8 @@ def _execute(nb_path: Path, run_dir: Path, profile: str, seed: int, timeout: flo
     partial: Path | None = None
     try:
         env = kernel_env(run_dir / "logs")
+        if data_home:  # the helpers that fetch (weights for applications.choose) use the lessons' data home
+            env[HOME_ENV] = params["DATA_HOME"]
         fd, partial_name = tempfile.mkstemp(prefix=f".{nb_path.stem}.", suffix=".partial.ipynb", dir=run_dir)
         os.close(fd)
         partial = Path(partial_name)

@@ -24,7 +24,8 @@ import socket
 import urllib.parse
 from pathlib import Path
 
-from .errors import WeightsError
+from . import sources
+from .errors import DataError, WeightsError
 
 KERAS_WEIGHTS_HOST = "https://storage.googleapis.com/tensorflow/keras-applications/"
 """Where Keras downloads the applications' weight files from."""
@@ -60,9 +61,7 @@ def prepare_keras_cache(data_home: str | os.PathLike | None = None) -> list[Path
     paths that now point at the data home's files (new or already linked). The data home is only
     read. Files that are in neither place are downloaded by Keras as usual on first use.
     """
-    from .data import data_home as _data_home
-
-    source = _data_home(data_home) / "keras" / "models"
+    source = sources.data_home(data_home) / "keras" / "models"
     if not source.is_dir():
         return []
     cache = keras_cache_dir()
@@ -84,6 +83,24 @@ def prepare_keras_cache(data_home: str | os.PathLike | None = None) -> list[Path
             os.replace(tmp, target)
         linked.append(target)
     return linked
+
+
+def fetch_weights(file_name: str, data_home: str | os.PathLike | None = None) -> Path | None:
+    """Fetch a registered weights file (or ``imagenet_class_index.json``) into the data home's ``keras/models/``
+    and link it into the Keras cache (:func:`prepare_keras_cache`); returns its cache path, or None when it is
+    not registered or cannot be had from the mirror or its public address (lessons 03, 04, 06 via
+    :func:`imgrec_helpers.applications.choose`). The file is checked against Keras' own hash where Keras
+    has one, so it is the file Keras would have downloaded."""
+    path = f"keras/models/{file_name}"
+    if path not in sources.registry():
+        return None
+    try:
+        sources.fetch(path, data_home)
+    except DataError:
+        return None
+    prepare_keras_cache(data_home)
+    cached = keras_cache_dir() / file_name
+    return cached if cached.is_file() else None
 
 
 def cached_weights(name: str, include_top: bool = True, size: int | None = None) -> Path | None:
@@ -147,15 +164,15 @@ def can_reach(url: str, timeout: float = 3.0) -> bool:
 
 def missing_weights_error(file_name: str, reason: str) -> WeightsError:
     """The one-line error for a weights (or class index) file that is neither cached nor downloadable."""
-    cache = keras_cache_dir()
+    path = f"keras/models/{file_name}"
+    size = (f" ({sources.megabytes(*sources.size_of(path))})" if path in sources.registry() else "")
     return WeightsError(
-        f"ImageNet weights file {file_name} is not in the Keras cache {cache} and {reason}; connect to the "
-        f"internet once (Keras then keeps the file there), or place {file_name} in {cache} or in the data "
-        "home's keras/models/ folder")
+        f"ImageNet weights file {file_name}{size} is not in the Keras cache {keras_cache_dir()} and {reason}; run "
+        f"`{sources.FETCH_COMMAND}` where the internet (or a data mirror, {sources.MIRROR_ENV}) can be reached")
 
 
 __all__ = [
-    "KERAS_WEIGHTS_HOST", "CLASS_INDEX_HOST", "CLASS_INDEX_FILE", "keras_cache_dir", "prepare_keras_cache",
+    "KERAS_WEIGHTS_HOST", "CLASS_INDEX_HOST", "CLASS_INDEX_FILE", "keras_cache_dir", "prepare_keras_cache", "fetch_weights",
     "cached_weights", "weights_available", "weights_status", "class_index_available", "can_reach",
     "missing_weights_error",
 ]

@@ -2,6 +2,7 @@
 smoke run of the whole course that tests/test_course.py checks."""
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -12,6 +13,7 @@ import tarfile
 import threading
 import time
 from dataclasses import dataclass, field
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
@@ -85,22 +87,47 @@ def fake_home(tmp_path, isolated_cache) -> Path:
     return home
 
 
-def _real_home() -> Path | None:
-    env = os.environ.get("IMGREC_DATA_HOME")
-    if not env:
-        return None
-    home = Path(env)
-    has_cifar = (home / "cifar-10-batches-py").is_dir() or any(home.glob("cifar-10-python.tar*"))
-    return home if has_cifar and (home / "images").is_dir() else None
+_FILLED: dict[str, tuple[Path | None, str]] = {}
+
+
+def _real_home() -> tuple[Path | None, str]:
+    """The data home (``IMGREC_DATA_HOME`` or the repository's ``data/``), filled with everything the lessons read
+    exactly as a student's first ``imgrec data fetch`` fills it: from ``IMGREC_DATA_MIRROR`` (``.ci/run`` points it
+    at the pre-seeded classroom folder) or the public addresses. Returns ``(home, "")`` or ``(None, why not)``;
+    done once per process (the files are hash-checked; a second worker waits on the folder lock, then verifies)."""
+    if "home" not in _FILLED:
+        from imgrec_helpers import running, sources
+        from imgrec_helpers.errors import ImgrecError
+
+        try:
+            home = sources.check_data_home()
+            sources.fetch_needs([p.name for p in running.course_notebooks()], home, log=lambda line: None)
+            _FILLED["home"] = (home, "")
+        except ImgrecError as exc:
+            _FILLED["home"] = (None, str(exc))
+    return _FILLED["home"]
 
 
 @pytest.fixture(scope="session")
 def real_home() -> Path:
-    """The real data home (IMGREC_DATA_HOME with CIFAR-10 and photos), or skip."""
-    home = _real_home()
+    """The real data home, filled from the mirror or the internet; a test that needs it FAILS (never skips) when
+    the data cannot be had, saying why: set IMGREC_DATA_MIRROR to a mirror, or connect to the internet."""
+    home, why = _real_home()
     if home is None:
-        pytest.skip("needs IMGREC_DATA_HOME pointing at a data home with the real CIFAR-10 and photos")
+        pytest.fail(f"the real data could not be fetched: {why}")
     return home
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - the base class's name
+        pass
+
+
+def serve_folder(folder: Path) -> tuple[ThreadingHTTPServer, str]:
+    """An HTTP server on 127.0.0.1 (a free port) serving ``folder`` in a daemon thread; returns it and its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    threading.Thread(target=server.serve_forever, name=f"serving {folder}", daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -153,12 +180,13 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: SMOKE_FIXTURE in getattr(item, "fixturenames", ()))
 
 
-def _imgrec(run: SmokeRun, *args: str, timeout: float = 900) -> tuple[int, str, str]:
+def _imgrec(run: SmokeRun, *args: str, timeout: float = 900, env: dict[str, str] | None = None
+            ) -> tuple[int, str, str]:
     """``imgrec ARGS`` in a child process that session teardown can stop (``run.procs``)."""
     if run.stopped:
         return -1, "", "not started: the test session ended"
     proc = subprocess.Popen([sys.executable, "-m", "imgrec_helpers", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
     run.procs.append(proc)
     try:
         out, err = proc.communicate(timeout=timeout)
@@ -184,12 +212,27 @@ def _behind_the_smoke_run() -> None:
         os.nice(5)
 
 
+def _fresh_machine(folder: Path, mirror_url: str | None) -> dict[str, str]:
+    """The environment of a student's fresh clone: an EMPTY data home and an EMPTY Keras cache in ``folder``,
+    every file fetched from ``mirror_url`` (or, without one, the public addresses)."""
+    for name in ("data", "keras", "cache"):
+        (folder / name).mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, IMGREC_DATA_HOME=str(folder / "data"), KERAS_HOME=str(folder / "keras"))
+    env.pop("IMGREC_DATA_MIRROR", None)
+    if mirror_url:
+        env["IMGREC_DATA_MIRROR"] = mirror_url
+    return env
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _smoke_run_in_background(request, tmp_path_factory):
-    """Start the shared smoke run when the session starts, if a selected test needs it, the real data is
-    there and no other worker has claimed it. Yields ``(thread or None, run)``: None where another worker runs it."""
-    home = _real_home()
-    if home is None or not any(SMOKE_FIXTURE in getattr(i, "fixturenames", ()) for i in request.session.items):
+    """Start the shared smoke run when the session starts, if a selected test needs it and no other worker has
+    claimed it. Yields ``(thread or None, run)``: None where another worker runs it.
+
+    The smoke run starts as a student's fresh clone does: from an EMPTY data home and an EMPTY Keras cache, and
+    fetches every file the course reads (photos, CIFAR-10, weights, the class index) over HTTP from a server on
+    127.0.0.1 that serves the mirror folder (``IMGREC_DATA_MIRROR``; a mirror given as a URL is used directly)."""
+    if not any(SMOKE_FIXTURE in getattr(i, "fixturenames", ()) for i in request.session.items):
         yield None
         return
     folder = _shared_folder(tmp_path_factory) / "smoke"
@@ -201,10 +244,14 @@ def _smoke_run_in_background(request, tmp_path_factory):
         _behind_the_smoke_run()
         yield None, run
         return
+    mirror = os.environ.get("IMGREC_DATA_MIRROR")
+    server = None
+    if mirror and "://" not in mirror:
+        server, mirror = serve_folder(Path(mirror))
 
     def rerun() -> None:  # lesson 02 alone, into its own folder, beside the whole run (they share nothing)
-        code, out, err = _imgrec(run, "run", "--profile", "smoke", "--out", str(run.rerun), "--data-home",
-                                 str(home), "--no-report", "02")
+        code, out, err = _imgrec(run, "run", "--profile", "smoke", "--out", str(run.rerun), "--no-report", "02",
+                                 env=_fresh_machine(folder / "machine-02", mirror))
         run.rerun_returncode, run.rerun_output = code, out + err
 
     def work() -> None:
@@ -212,7 +259,7 @@ def _smoke_run_in_background(request, tmp_path_factory):
         second.start()
         try:
             run.returncode, run.stdout, run.stderr = _imgrec(run, "run", "--profile", "smoke", "--out", str(run.out),
-                                                             "--data-home", str(home))
+                                                             env=_fresh_machine(folder / "machine", mirror))
             second.join()
         finally:
             run.save_outcome()
@@ -226,10 +273,12 @@ def _smoke_run_in_background(request, tmp_path_factory):
         for proc in run.procs:
             proc.terminate()
     thread.join()  # otherwise another worker's tests may still read it: let it finish
+    if server is not None:
+        server.shutdown()
 
 
 @pytest.fixture(scope="session")
-def smoke_run(real_home, _smoke_run_in_background) -> SmokeRun:
+def smoke_run(_smoke_run_in_background) -> SmokeRun:
     """The shared smoke run, finished (waits for it); the tests using it assert that it succeeded."""
     thread, run = _smoke_run_in_background
     if thread is not None:

@@ -22,14 +22,6 @@ from imgrec_helpers import applications, imagenet, models, weights  # noqa: E402
 from imgrec_helpers.errors import ModelError, WeightsError  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
-DATA_HOME = Path(os.environ.get("IMGREC_DATA_HOME", REPO / "data"))
-REAL_MODELS = DATA_HOME / "keras" / "models"
-needs_class_index = pytest.mark.skipif(not (REAL_MODELS / "imagenet_class_index.json").is_file(),
-                                       reason=f"no keras/models/imagenet_class_index.json in {DATA_HOME}")
-needs_mobilenet = pytest.mark.skipif(not (REAL_MODELS / "mobilenet_2_5_224_tf.h5").is_file(),
-                                     reason=f"no MobileNet 0.25 ImageNet weights in {DATA_HOME}/keras/models")
-needs_samples = pytest.mark.skipif(not (DATA_HOME / "images" / "samples" / "skimage_chelsea.jpg").is_file(),
-                                   reason=f"no images/samples in {DATA_HOME}")
 
 
 @pytest.fixture
@@ -52,8 +44,21 @@ def empty_data_home(tmp_path, monkeypatch) -> Path:
 
 
 @pytest.fixture
-def offline(monkeypatch):
-    """No network: the reachability probe says no, and any download attempt fails at once."""
+def course_fetch_fails(monkeypatch):
+    """No mirror, and every download of the course's own (requests, through pooch) fails at once."""
+    import requests
+
+    monkeypatch.delenv("IMGREC_DATA_MIRROR", raising=False)
+
+    def no_network(*args, **kwargs):
+        raise requests.ConnectionError("no network in this test")
+
+    monkeypatch.setattr(requests, "get", no_network)
+
+
+@pytest.fixture
+def offline(monkeypatch, course_fetch_fails):
+    """No network and no mirror: the reachability probe says no, and any download attempt fails at once."""
     monkeypatch.setattr(weights, "can_reach", lambda url, timeout=3.0: False)
 
     def no_download(*args, **kwargs):
@@ -231,10 +236,11 @@ def test_missing_weights_offline_is_a_fast_one_line_error(keras_home, empty_data
         message = str(err.value)
         assert time.perf_counter() - start < 20
         assert "mobilenet_2_5_224_tf.h5" in message and str(keras_home / "models") in message
-        assert "connect to the internet" in message and "keras/models" in message and "\n" not in message
+        assert "cannot reach the download server" in message and "imgrec data fetch" in message
+        assert "IMGREC_DATA_MIRROR" in message and "\n" not in message
 
 
-def test_failed_download_is_a_weights_error(keras_home, empty_data_home, monkeypatch):
+def test_failed_download_is_a_weights_error(keras_home, empty_data_home, course_fetch_fails, monkeypatch):
     from keras.src.utils import file_utils
 
     monkeypatch.setattr(weights, "can_reach", lambda url, timeout=3.0: True)
@@ -248,7 +254,8 @@ def test_failed_download_is_a_weights_error(keras_home, empty_data_home, monkeyp
     assert not list((keras_home / "models").glob("*.h5"))  # nothing half-written left behind
 
 
-def test_choose_says_keras_downloads_when_online(keras_home, empty_data_home, monkeypatch):
+def test_choose_says_keras_downloads_when_online(keras_home, empty_data_home, course_fetch_fails, monkeypatch):
+    """The course's own fetch fails, but the host answers: Keras downloads the file itself on first use."""
     monkeypatch.setattr(weights, "can_reach", lambda url, timeout=3.0: True)
     choice = applications.choose("vgg16", "mobilenet-0.25")
     assert choice.name == "vgg16" and not choice.fallback_used and choice.weights == "imagenet"
@@ -344,12 +351,11 @@ def test_wnid_from_filename_and_top1():
     assert (acc, n) == (0.5, 2)
 
 
-@needs_class_index
-def test_keras_decode_predictions_reads_the_linked_class_index_offline(keras_home, offline):
+def test_keras_decode_predictions_reads_the_linked_class_index_offline(real_home, keras_home, offline):
     """The data home's labels file, linked into the cache, passes Keras' hash check: no download."""
     import keras
 
-    weights.prepare_keras_cache(DATA_HOME)
+    weights.prepare_keras_cache(real_home)
     probabilities = np.zeros((2, 1000), np.float32)
     probabilities[0, 281] = 0.7   # tabby
     probabilities[0, 967] = 0.2   # espresso
@@ -361,21 +367,18 @@ def test_keras_decode_predictions_reads_the_linked_class_index_offline(keras_hom
     assert "n02123045" in imagenet.DOMESTIC_CAT_WNIDS
 
 
-@needs_mobilenet
-@needs_class_index
-@needs_samples
-def test_real_mobilenet_recognises_the_cat_and_the_espresso(keras_home, offline):
+def test_real_mobilenet_recognises_the_cat_and_the_espresso(real_home, keras_home, offline):
     """Lesson 03's path on the real weights: choose, then Keras' own calls."""
     import keras
 
     from imgrec_helpers import data
 
-    weights.prepare_keras_cache(DATA_HOME)
+    weights.prepare_keras_cache(real_home)
     choice = applications.choose("vgg16", "mobilenet-0.25")
     assert choice.name == "mobilenet-0.25"
     keras.backend.clear_session()
     model = choice.model_builder(weights="imagenet", **choice.options)
-    samples = DATA_HOME / "images" / "samples"
+    samples = real_home / "images" / "samples"
     images = np.stack([data.load_image(samples / n, 224) for n in ("skimage_chelsea.jpg", "skimage_coffee.jpg")])
     predictions = model.predict(choice.module.preprocess_input(images), verbose=0)
     cat, coffee = choice.module.decode_predictions(predictions, top=5)

@@ -192,20 +192,22 @@ def test_cifar_extractor_resizes_inside_the_model():
 
 
 @pytest.mark.realdata
-@pytest.mark.skipif(not (DATA_HOME / "images" / "dog_vs_notdog" / "dog").is_dir()
-                    or not (DATA_HOME / "keras" / "models" /
-                            "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5").is_file(),
-                    reason=f"no images/dog_vs_notdog or MobileNetV2 0.35 weights in {DATA_HOME}")
-def test_real_dog_vs_notdog_on_new_photos(tmp_path, monkeypatch):
-    """Lesson 04 part A on the real photos: the saved model tells the new dogs from the cats."""
+def test_real_dog_vs_notdog_on_new_photos(real_home, tmp_path, monkeypatch):
+    """Lesson 04 part A on the real photos: the saved model tells the new dogs from the cats. VGG16's weights
+    are made unavailable (an empty mirror, no network) so that the stand-in runs, as on a machine without them."""
     import keras
     from keras.src.backend import config
 
-    from imgrec_helpers import data, running, weights
+    from imgrec_helpers import data, running, sources, weights
 
+    # the stand-in's weights (already there when the data home came from a mirror without VGG16)
+    sources.fetch("keras/models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5", real_home)
     monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path / "keras_home"))
     monkeypatch.setattr(weights, "can_reach", lambda url, timeout=3.0: False)
-    weights.prepare_keras_cache(DATA_HOME)
+    (tmp_path / "empty_mirror").mkdir()
+    monkeypatch.setenv("IMGREC_DATA_MIRROR", str(tmp_path / "empty_mirror"))
+    monkeypatch.setenv("IMGREC_DATA_HOME", str(real_home))
+    weights.prepare_keras_cache(real_home)
     choice = applications.choose("vgg16", "mobilenetv2-0.35", include_top=False)
     assert choice.name == "mobilenetv2-0.35" and "instead" in choice.reason
     keras.backend.clear_session()
@@ -213,14 +215,14 @@ def test_real_dog_vs_notdog_on_new_photos(tmp_path, monkeypatch):
     base = choice.model_builder(include_top=False, weights=choice.weights, input_shape=(224, 224, 3),
                                 pooling="avg", **choice.options)
     base.trainable = False
-    folder = data.load_image_folder(DATA_HOME / "images" / "dog_vs_notdog", 224)
+    folder = data.load_image_folder(real_home / "images" / "dog_vs_notdog", 224)
     is_dog = (folder.labels == folder.class_names.index("dog")).astype(np.int64)
     features = base.predict(choice.module.preprocess_input(folder.images), verbose=0)
     head = models.build_feature_head(features.shape[1:], 2, hidden=64)
     head.fit(features, is_dog, epochs=100, batch_size=16, verbose=0)
     path = persistence.save_model(_end_to_end(base, head, choice.module.preprocess_input, 224),
                                   tmp_path / "dog_vs_notdog.keras", class_names=["not dog", "dog"], input_scale="0-255")
-    samples = DATA_HOME / "images" / "samples"
+    samples = real_home / "images" / "samples"
     photos = {"oxfordpets_dog_beagle_128.jpg": 1, "oxfordpets_dog_keeshond_158.jpg": 1,
               "oxfordpets_dog_samoyed_12.jpg": 1, "burn_cat.jpg": 0, "skimage_chelsea.jpg": 0}
     x = np.stack([data.load_image(samples / n, 224) for n in photos])
