@@ -207,27 +207,28 @@ def _no_source() -> str:
     return f"the data mirror {base} does not have them" if base else "this machine cannot reach the download server"
 
 
-def _fetched(app: Application, include_top: bool, size: int) -> Path | None:
+def _fetched(app: Application, include_top: bool, size: int, data_home: str | os.PathLike | None) -> Path | None:
     """The cache path of ``app``'s weights for these settings after fetching them through the registry (the
     file for this size, else without the top the file for the default size, which fits any size), or None."""
     names = [app.weight_file(include_top, size)]
     if not include_top and "{size}" in app.notop_file:
         names.append(app.weight_file(include_top, app.size))
     for file_name in dict.fromkeys(names):
-        got = weights.fetch_weights(file_name)
+        got = weights.fetch_weights(file_name, data_home)
         if got is not None:
             return got
     return None
 
 
-def _available(app: Application, include_top: bool, size: int) -> tuple[str | None, str] | None:
+def _available(app: Application, include_top: bool, size: int, data_home: str | os.PathLike | None
+               ) -> tuple[str | None, str] | None:
     """``(weights argument, reason)`` when ``app``'s ImageNet weights can be had here, else None."""
     cache = weights.keras_cache_dir()
     file_name = app.weight_file(include_top, size)
     cached = weights.cached_weights(app.name, include_top, size)
     fetched = ""
     if cached is None:
-        cached = _fetched(app, include_top, size)
+        cached = _fetched(app, include_top, size, data_home)
         fetched = (f" They were fetched just now from {sources.mirror() or 'their public address'} into the data "
                    "home, checked against the registered hash, and linked into that cache.") if cached else ""
     if cached is not None and cached.name == file_name:
@@ -246,7 +247,7 @@ def _available(app: Application, include_top: bool, size: int) -> tuple[str | No
 
 
 def choose(name: str, fallback: str | None = None, *, include_top: bool = True, size: int | None = None,
-           or_random: bool = False) -> Choice:
+           or_random: bool = False, data_home: str | os.PathLike | None = None) -> Choice:
     """Decide which Keras Applications model a lesson runs on, and say why (lessons 03, 04).
 
     ``name``'s ImageNet weights are used when they are in the Keras cache (see
@@ -256,19 +257,21 @@ def choose(name: str, fallback: str | None = None, *, include_top: bool = True, 
     ``name`` is built with ``weights=None`` (enough to look at an architecture). Otherwise a
     :class:`WeightsError` says in one line what to do. ``size`` is the input size (default: the
     model's own); with ``include_top`` the ImageNet labels file ``decode_predictions`` reads must
-    be available too.
+    be available too. Weights that are not cached yet are fetched through the course's registry
+    (:func:`imgrec_helpers.weights.fetch_weights`) into ``data_home`` (default: ``$IMGREC_DATA_HOME`` or ``data/``).
     """
     app = application(name)
     size = int(size) if size else app.size
     _check_size(app, include_top, size)
-    found = _available(app, include_top, size)
+    found = _available(app, include_top, size, data_home)
     if found is not None:
         choice = _make_choice(app, app.name, include_top, size, found[0], found[1])
     elif fallback is not None:
         stand_in = application(fallback)
         fb_size = size if not include_top else stand_in.size
         _check_size(stand_in, include_top, fb_size)
-        cached = weights.cached_weights(stand_in.name, include_top, fb_size) or _fetched(stand_in, include_top, fb_size)
+        cached = (weights.cached_weights(stand_in.name, include_top, fb_size)
+                  or _fetched(stand_in, include_top, fb_size, data_home))
         if cached is None:
             raise WeightsError(
                 f"neither {app.display}'s nor {stand_in.display}'s ImageNet weights are in the Keras cache "
@@ -292,7 +295,7 @@ def choose(name: str, fallback: str | None = None, *, include_top: bool = True, 
     else:
         raise weights.missing_weights_error(app.weight_file(include_top, size),
                                             _no_source())
-    if (include_top and not weights.class_index_available() and weights.fetch_weights(weights.CLASS_INDEX_FILE) is None
+    if (include_top and not weights.class_index_available() and weights.fetch_weights(weights.CLASS_INDEX_FILE, data_home) is None
             and (sources.mirror() or not weights.can_reach(weights.CLASS_INDEX_HOST))):
         raise weights.missing_weights_error(weights.CLASS_INDEX_FILE, _no_source())
     return choice
@@ -346,7 +349,7 @@ def load_application(name: str, *, include_top: bool = True, weights: str | os.P
         raise ModelError(f"{app.display} with include_top=True and ImageNet weights has 1000 classes, not {classes}; "
                          "use weights=None to train the same architecture for your classes, or include_top=False")
     _weights.prepare_keras_cache(data_home)
-    choice = choose(app.name, include_top=include_top, size=size)
+    choice = choose(app.name, include_top=include_top, size=size, data_home=data_home)
     cached = _weights.cached_weights(app.name, include_top, size)
     try:
         return _construct(constructor, app, weights=choice.weights, **kwargs)

@@ -119,9 +119,9 @@ def _transfer64(data_home: Any) -> tuple[float, float, float]:
     """Seconds for features of the 64 dog/not-dog photos + head training; returns (extract, train, total)."""
     import keras
 
-    from . import applications, data, models
+    from . import applications, data, models, sources
 
-    folder = data.load_image_folder(data.data_home(data_home) / "images" / "dog_vs_notdog", 224)
+    folder = data.load_image_folder(sources.fetch_set("dog_vs_notdog", data_home), 224)
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     base = applications.load_application("mobilenet-0.25", include_top=False, pooling="avg")
