@@ -287,10 +287,11 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    if getattr(args, "data_mirror", None):
-        from .sources import MIRROR_ENV, check_mirror
+    from .sources import MIRROR_ENV, check_mirror
 
-        os.environ[MIRROR_ENV] = check_mirror(args.data_mirror)  # the lessons' kernels inherit it
+    given = getattr(args, "data_mirror", None) or os.environ.get(MIRROR_ENV, "").strip()
+    if given:  # checked (a folder must exist) and made absolute: the lessons' kernels inherit it, in notebooks/
+        os.environ[MIRROR_ENV] = check_mirror(given)
     if args.command == "data":
         _data_home_checked(args.data_home)
         return _data(args)

@@ -94,17 +94,22 @@ def cache_dir() -> Path:
 
 
 def mirror() -> str | None:
-    """The mirror every download comes from (``$IMGREC_DATA_MIRROR``: a URL or a folder), or None."""
+    """The mirror every download comes from (``$IMGREC_DATA_MIRROR``: a URL or a folder; ``file://`` and a final
+    ``/`` are dropped), or None."""
     value = os.environ.get(MIRROR_ENV, "").strip()
-    return value or None
+    if value.lower().startswith("file://"):
+        value = value[len("file://"):]
+    return value.rstrip("/") or None
 
 
 def check_mirror(value: str) -> str:
     """A mirror setting, checked before anything runs: a local folder must exist (one-line :class:`DataError`);
-    an ``http(s)://`` or ``ftp://`` URL is taken as it is. Returns the value to put in ``IMGREC_DATA_MIRROR``."""
+    an ``http(s)://`` URL is taken as it is. Returns the value to put in ``IMGREC_DATA_MIRROR``."""
     scheme = urllib.parse.urlsplit(value).scheme.lower()
-    if scheme in ("http", "https", "ftp"):
+    if scheme in ("http", "https"):
         return value.rstrip("/")
+    if len(scheme) > 1 and scheme != "file":  # ftp://, s3://, ... (one letter: a Windows drive, C:)
+        raise DataError(f"data mirror {value}: {scheme}:// is not supported; give an http(s):// address or a folder")
     folder = Path(value[7:] if scheme == "file" else value).expanduser()
     if not folder.is_dir():
         raise DataError(f"data mirror {value}: no such folder; give a folder laid out like a data home "
@@ -374,6 +379,7 @@ def fetch(path: str, home: str | os.PathLike | None = None, *, show_bar: bool = 
     target = root / path
     if target.is_file() and verify(target, copies):
         return target
+    _check_writable(root, path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -381,6 +387,10 @@ def fetch(path: str, home: str | os.PathLike | None = None, *, show_bar: bool = 
     with folder_lock(target.parent):  # another process may be fetching the same file: take turns
         if target.is_file() and verify(target, copies):
             return target
+        for copy in copies:  # a data home laid out as before the course corrected a label: move the photo over
+            if copy.mirror_path and verify(root / copy.mirror_path, [copy]):
+                os.replace(root / copy.mirror_path, target)
+                return target
         reasons = []
         for source, accepted in _sources(path, copies, target):
             try:
@@ -391,6 +401,21 @@ def fetch(path: str, home: str | os.PathLike | None = None, *, show_bar: bool = 
     if not reasons and any(c.committed for c in copies):  # the repository's own copy is gone or damaged
         reasons.append(f"it is committed in the repository: restore it with `git checkout -- data/{path}`")
     raise missing_error(path, root, "; ".join(reasons) or "no source is registered for it")
+
+
+def _check_writable(root: Path, path: str) -> None:
+    """Refuse to write into a data home whose folders are marked read-only (no write bit for anyone), also as
+    root, who may write anyway: a shared classroom folder is meant as a mirror, not a place to download into."""
+    folder = root / path
+    while not folder.exists() and folder != root:
+        folder = folder.parent
+    try:
+        read_only = not os.stat(folder).st_mode & 0o222
+    except OSError:
+        return  # fetching will say what is wrong with it
+    if read_only:
+        raise DataError(f"cannot fetch {path}: the data home {root} is read-only ({folder} has no write permission); "
+                        f"set IMGREC_DATA_HOME to a writable folder, and {MIRROR_ENV}={root} to fetch from this one")
 
 
 def missing_error(path: str, home: Path, reason: str) -> DataError:
@@ -500,7 +525,12 @@ def fetch_needs(lessons: Sequence[str], home: str | os.PathLike | None = None,
     log(f"data: fetching into {root}" + (f" from the mirror {mirror()}" if mirror() else "") + ":")
     for need in todo:
         log(f"  {describe(need)}")
-    return [fetch_need(need, root, log) for need in todo]
+    fetched = [fetch_need(need, root, log) for need in todo]
+    for need in todo:
+        if isinstance(need, str):
+            for _, extra, _ in _extra_files(root / "images" / need, {root / p for p in set_files(need)}, root):
+                log(f"  note: {extra} is not in the registry; the lessons read it too (move it out to keep the set as published)")
+    return fetched
 
 
 def satisfied(need: str | tuple[str, ...], home: Path) -> bool:

@@ -297,3 +297,54 @@ def test_real_data_home_checks_out(real_home, capsys):
     assert cli.main(["data", "check", "--data-home", str(real_home)]) == 0
     out = capsys.readouterr().out
     assert out.splitlines()[-1].startswith("data check: all ") and "missing" not in out and "corrupt" not in out
+
+
+def test_a_data_home_marked_read_only_is_never_written_even_by_root(mirror):
+    """A shared classroom folder (no write bit) is a mirror, not a place to download into: refused in one line,
+    also for root, who could write anyway."""
+    _, home, _ = mirror
+    home.chmod(0o555)
+    try:
+        with pytest.raises(DataError) as err:
+            sources.fetch(NAME)
+    finally:
+        home.chmod(0o755)
+    message = str(err.value)
+    assert "is read-only" in message and "IMGREC_DATA_MIRROR=" in message and "\n" not in message
+    assert _leftovers(home) == []
+
+
+def test_a_data_home_in_the_old_layout_gets_the_lamb_moved_not_copied(tmp_path, monkeypatch):
+    """Before the labels were checked, a lamb photo sat in alpaca/: fetching moves that very file (its hash
+    checked) to not alpaca/, so the lesson never reads it twice, and nothing is downloaded."""
+    lamb = "images/alpaca/not alpaca/01ad3ff1d94eb557.jpg"
+    copy = sources.copies_of(lamb)[1]  # the resized copy a pre-seeded folder holds, at its old path
+    old = tmp_path / copy.mirror_path
+    old.parent.mkdir(parents=True)
+    payload = b"resized lamb photo"
+    old.write_bytes(payload)
+    fake = sources.Copy("alpaca", lamb, len(payload), False, "sha256:" + hashlib.sha256(payload).hexdigest(), None,
+                        copy.mirror_path)
+    monkeypatch.setattr(sources, "registry", lambda: {lamb: (fake,)})
+    monkeypatch.delenv("IMGREC_DATA_MIRROR", raising=False)
+    assert sources.fetch(lamb, tmp_path).read_bytes() == payload and not old.exists()
+
+
+@pytest.mark.parametrize("value", ["file://{root}", "{root}/", "{root}"])
+def test_mirror_settings_are_normalised(mirror, monkeypatch, value):
+    root, home, _ = mirror
+    monkeypatch.setenv("IMGREC_DATA_MIRROR", value.format(root=root))
+    assert sources.mirror() == str(root)
+    assert sources.fetch(NAME).is_file()
+
+
+def test_the_mirror_variable_is_checked_and_made_absolute_by_the_command(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mirror").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("IMGREC_DATA_MIRROR", "mirror")  # relative: the lessons' kernels run in notebooks/
+    monkeypatch.setenv("IMGREC_DATA_HOME", str(tmp_path))
+    cli.main(["data", "check", "01"])
+    assert os.environ["IMGREC_DATA_MIRROR"] == str(tmp_path / "mirror")
+    monkeypatch.setenv("IMGREC_DATA_MIRROR", "ftp://example.org/data")
+    assert cli.main(["data", "check", "01"]) == 2
+    assert "ftp:// is not supported" in capsys.readouterr().err
