@@ -406,7 +406,7 @@ def fetch(path: str, home: str | os.PathLike | None = None, *, show_bar: bool = 
 def _check_writable(root: Path, path: str) -> None:
     """Refuse to write into a data home whose folders are marked read-only (no write bit for anyone), also as
     root, who may write anyway: a shared classroom folder is meant as a mirror, not a place to download into."""
-    folder = root / path
+    folder = (root / path).parent
     while not folder.exists() and folder != root:
         folder = folder.parent
     try:
