@@ -133,7 +133,7 @@ def _write_report(run_dir: Path) -> Path:
     parts.append("<h2>Environment</h2><table id='manifest'>")
     for key in ("started", "ended", "seconds", "data_home"):
         parts.append(f"<tr><th>{e(key)}</th><td>{e(str(manifest.get(key, '')))}</td></tr>")
-    for group in ("versions", "hardware", "cpu_settings"):  # the CPU every time in this report was measured on
+    for group in ("versions", "hardware", "cpu_settings", "data"):  # the CPU every time was measured on; the data
         for key, value in (manifest.get(group) or {}).items():
             parts.append(f"<tr><th>{e(group)}: {e(key)}</th><td>{e(str(value))}</td></tr>")
     parts.append("</table></body></html>")

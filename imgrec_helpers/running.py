@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 from . import hardware
 from .quiet import import_tensorflow
 from .training import cpu_environment
-from .sources import HOME_ENV, fetch_needs
+from .sources import HOME_ENV, fetch_needs, provenance
 from .sources import check_data_home as _check_data_home
 from .sources import data_home as _data_home
 from .errors import FileSystemError, ImgrecError, os_error
@@ -474,6 +474,7 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
         "hardware": hardware.info(),
         "cpu_settings": cpu_settings_of({**os.environ, **cpu_environment()}),  # as kernel_env passes them on
         "data_home": str(_data_home(data_home)),
+        "data": provenance([p.name for p in selected], data_home),  # public originals or a mirror's copies
         "notebooks": {p.name: {"status": "pending"} for p in selected},
         "status": "running",
         "pid": os.getpid(),             # with host: a later reader can tell a killed run from a running one

@@ -570,6 +570,29 @@ def check(lessons: Sequence[str], home: str | os.PathLike | None = None) -> list
     return rows
 
 
+def provenance(lessons: Sequence[str], home: str | os.PathLike | None = None) -> dict[str, str]:
+    """Which copies the lessons read, per need, for the run's manifest and report: the accuracies differ between
+    the public originals and a mirror's resized copies (``{"images/alpaca": "327 public originals", ...}``)."""
+    root = data_home(home)
+    out: dict[str, str] = {}
+    for need in needs(lessons):
+        paths = set_files(need) if isinstance(need, str) else list(need)
+        kinds: dict[str, int] = {}
+        for path in paths:
+            copy = verify(root / path, copies_of(path)) if (root / path).is_file() else None
+            if copy is None:
+                continue
+            kind = ("in the repository" if copy.committed else "unverifiable (no published hash)" if copy.hash is None
+                    else "public originals" if copy.url else "mirror copies")
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if isinstance(need, tuple):
+                out[path] = kind.replace("originals", "original").replace("copies", "copy")
+                break
+        if isinstance(need, str):
+            out[f"images/{need}"] = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) or "missing"
+    return out
+
+
 def _check_file(root: Path, path: str) -> tuple[str, str, str]:
     target = root / path
     if not target.is_file():
@@ -596,5 +619,5 @@ __all__ = [
     "REPOSITORY_DATA", "MIRROR_ENV", "data_home", "check_data_home", "cache_dir", "mirror", "check_mirror", "Copy",
     "registry", "set_files", "copies_of", "size_of", "megabytes", "file_digest", "verify", "present", "fetch", "fetch_set",
     "missing_error", "folder_lock", "CIFAR10", "NEEDS", "needs", "describe", "fetch_need", "fetch_needs",
-    "satisfied", "check",
+    "satisfied", "check", "provenance",
 ]

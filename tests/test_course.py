@@ -56,6 +56,10 @@ def test_smoke_run_completes(run):
     assert manifest["status"] == "ok" and manifest["profile"] == "smoke" and manifest["seed"] == 42
     assert list(manifest["notebooks"]) == [p.name for p in NOTEBOOKS]
     assert all(nb["status"] == "ok" for nb in manifest["notebooks"].values())
+    # the run started from an empty data home: it fetched every set and says which copies the lessons read
+    assert manifest["data"]["images/samples"] == "19 in the repository"
+    assert re.fullmatch(r"327 (public originals|mirror copies)", manifest["data"]["images/alpaca"])
+    assert "data" in (run.out / "report.html").read_text() and "327 " in (run.out / "report.html").read_text()
     for path in NOTEBOOKS:
         executed = nbformat.read(run.out / path.name, as_version=4)
         assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
