@@ -600,3 +600,24 @@ def test_manifest_update_on_a_full_disk_is_written_in_place(small_disk):
     running._write_manifest(path, manifest)  # no room for a temporary copy: the old file's room is used
     assert json.loads(path.read_text()) == manifest
     assert not list(small_disk.glob(".*partial*"))
+
+
+def test_fetch_onto_a_full_disk_is_one_line_and_leaves_nothing(small_disk, tmp_path, monkeypatch):
+    """A data home on a disk that fills up during a fetch: one line naming the disk, no partial file left."""
+    import hashlib
+
+    from imgrec_helpers import sources
+
+    payload = np.random.default_rng(0).integers(0, 256, 2 * 1024 * 1024, dtype=np.uint8).tobytes()  # 2 MB > 1 MB disk
+    mirror = tmp_path / "mirror"
+    (mirror / "images" / "big").mkdir(parents=True)
+    (mirror / "images" / "big" / "photo.jpg").write_bytes(payload)
+    row = sources.Copy("big", "images/big/photo.jpg", len(payload), False,
+                       "sha256:" + hashlib.sha256(payload).hexdigest(), "https://example.invalid/photo.jpg")
+    monkeypatch.setattr(sources, "registry", lambda: {row.path: (row,)})
+    monkeypatch.setenv("IMGREC_DATA_MIRROR", str(mirror))
+    with pytest.raises(DataError) as err:
+        sources.fetch(row.path, small_disk)
+    message = str(err.value)
+    assert "no space left on device" in message and "photo.jpg" in message and "\n" not in message
+    assert [p for p in small_disk.rglob("*") if p.is_file()] == []
