@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import hashlib
 import json
 import os
 import time
@@ -35,6 +34,7 @@ from typing import Any, Iterable, Sequence
 
 from .errors import ImgrecError, describe_os_error
 from .persistence import atomic_dir
+from .sources import file_digest
 
 VISION_SCOPE = "https://www.googleapis.com/auth/cloud-vision"
 """The OAuth scope the Vision API needs (lesson 06)."""
@@ -239,11 +239,7 @@ class Recording:
     def matches(self, path: str | os.PathLike) -> bool:
         """True when ``path`` is the very photo that was sent (same name and SHA-256)."""
         entry = next((p for p in self.photos if p["name"] == Path(path).name), None)
-        return entry is not None and entry["sha256"] == _sha256(Path(path))
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+        return entry is not None and entry["sha256"] == file_digest(path)
 
 
 def save_recording(folder: str | os.PathLike, photos: Sequence[str | os.PathLike], responses: Sequence[Any], *,
@@ -266,7 +262,7 @@ def save_recording(folder: str | os.PathLike, photos: Sequence[str | os.PathLike
             path = Path(path)
             name = f"{path.stem}.json"
             (tmp / name).write_text(vision.AnnotateImageResponse.to_json(response), encoding="utf-8")
-            index["photos"].append({"name": path.name, "sha256": _sha256(path), "response": name})
+            index["photos"].append({"name": path.name, "sha256": file_digest(path), "response": name})
         (tmp / RECORDING_FILE).write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
     return target
 
