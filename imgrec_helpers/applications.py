@@ -290,8 +290,8 @@ def choose(name: str, fallback: str | None = None, *, include_top: bool = True, 
         choice = _make_choice(stand_in, app.name, include_top, fb_size, weights_arg, reason)
     elif or_random:
         return _make_choice(app, app.name, include_top, size, None,
-                            f"{app.display}'s ImageNet weights are not in the Keras cache and this machine cannot "
-                            "reach the download server, so it is built with weights=None (random weights): enough "
+                            f"{app.display}'s ImageNet weights are not in the Keras cache and {_no_source()}, so it "
+                            "is built with weights=None (random weights): enough "
                             "to look at its architecture and parameter counts, not to use it.")
     else:
         raise weights.missing_weights_error(app.weight_file(include_top, size),
