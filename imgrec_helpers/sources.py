@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import glob
 import os
 import shutil
 import stat
@@ -387,6 +388,9 @@ def fetch(path: str, home: str | os.PathLike | None = None, *, show_bar: bool = 
     with folder_lock(target.parent):  # another process may be fetching the same file: take turns
         if target.is_file() and verify(target, copies):
             return target
+        for stale in target.parent.glob(f".{glob.escape(target.name[:80])}.*.part"):  # a killed fetch's leftovers:
+            with contextlib.suppress(OSError):  # every fetch into this folder holds the lock, so none is in use
+                stale.unlink()
         for copy in copies:  # a data home laid out as before the course corrected a label: move the photo over
             if copy.mirror_path and verify(root / copy.mirror_path, [copy]):
                 os.replace(root / copy.mirror_path, target)

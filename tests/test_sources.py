@@ -189,6 +189,17 @@ def test_no_network_fails_in_seconds(mirror, monkeypatch):
     assert time.perf_counter() - start < 10 and _leftovers(home) == []
 
 
+def test_a_killed_fetch_leaves_nothing_the_next_one_keeps(mirror):
+    """A fetch killed outright (SIGKILL, power loss) cannot remove its temporary file; the next fetch of that file
+    (under the folder's lock, so no other fetch is writing) removes it and starts again."""
+    _, home, _ = mirror
+    (home / NAME).parent.mkdir(parents=True)
+    stale = home / "images" / "demo" / ".cat.jpg.k1ll3d.part"
+    stale.write_bytes(PHOTO.read_bytes()[:1000])
+    assert sources.fetch(NAME).read_bytes() == PHOTO.read_bytes()
+    assert _leftovers(home) == ["cat.jpg"]
+
+
 def test_a_corrupt_file_in_the_data_home_is_replaced(mirror):
     _, home, _ = mirror
     (home / NAME).parent.mkdir(parents=True)
