@@ -273,11 +273,12 @@ def choose(name: str, fallback: str | None = None, *, include_top: bool = True, 
         cached = (weights.cached_weights(stand_in.name, include_top, fb_size)
                   or _fetched(stand_in, include_top, fb_size, data_home))
         if cached is None:
+            first, second = app.weight_file(include_top, size), stand_in.weight_file(include_top, fb_size)
             raise WeightsError(
                 f"neither {app.display}'s nor {stand_in.display}'s ImageNet weights are in the Keras cache "
-                f"{weights.keras_cache_dir()}, and {_no_source()}; connect to the "
-                f"internet once, or place {app.weight_file(include_top, size)} or "
-                f"{stand_in.weight_file(include_top, fb_size)} in the data home's keras/models/ folder")
+                f"{weights.keras_cache_dir()}, and {_no_source()}: {first} (about {app.download_mb(include_top):g} "
+                f"MB) or {second} (about {stand_in.download_mb(include_top):g} MB); run `{sources.FETCH_COMMAND}` "
+                f"where the internet (or a data mirror, {sources.MIRROR_ENV}) can be reached")
         weights_arg = "imagenet" if cached.name == stand_in.weight_file(include_top, fb_size) else str(cached)
         reason = (f"{app.display}'s ImageNet weights ({app.weight_file(include_top, size)}) are not in the Keras "
                   f"cache and {_no_source()}, so this lesson runs on "

@@ -333,10 +333,14 @@ def _fetch_from(source: str, target: Path, accepted: Sequence[Copy], show_bar: b
         size, approximate = (max(((c.size, c.approximate) for c in accepted if c.size), default=(None, False)))
         bar = _progress_bar(1 if approximate or not size else size, target.name, show=show_bar)  # pooch sets the total
         with bar:
-            if "://" in source:
-                _download_http(source, tmp, bar)
-            else:
-                _copy_local(Path(source), tmp, bar)
+            try:
+                if "://" in source:
+                    _download_http(source, tmp, bar)
+                else:
+                    _copy_local(Path(source), tmp, bar)
+            except BaseException:
+                bar.leave = False  # a source without the file leaves no empty bar behind
+                raise
         got = verify(tmp, accepted)
         if got is None:
             received = tmp.stat().st_size
@@ -384,6 +388,8 @@ def fetch(path: str, home: str | os.PathLike | None = None, *, show_bar: bool = 
                 return target
             except _NotThere as exc:
                 reasons.append(str(exc))
+    if not reasons and any(c.committed for c in copies):  # the repository's own copy is gone or damaged
+        reasons.append(f"it is committed in the repository: restore it with `git checkout -- data/{path}`")
     raise missing_error(path, root, "; ".join(reasons) or "no source is registered for it")
 
 

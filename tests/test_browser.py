@@ -7,11 +7,12 @@ menu, and checks what the student sees: no error or stderr output (TensorFlow's 
 usual culprit), the figures drawn, and that JupyterLab saved into the copy, not into ``notebooks/``.
 A second, scratch notebook trains a tiny model with ``verbose=lesson.verbose`` and checks that
 Keras' progress bar is live (it moves while the cell runs) and ends as one line per epoch. A third shows
-that a course error (a missing photo) is one line in the page, not a traceback.
+that a course error (a missing photo) is one line in the page, not a traceback. A fourth fetches a photo set into
+an empty data home and checks that the download shows tqdm's progress widget.
 A screenshot of each goes to ``$IMGREC_SCREENSHOTS`` (default: the test's temporary folder).
 
 Skipped, with the reason, where Chromium or Playwright is not installed; lesson 01 needs the real
-CIFAR-10 (``IMGREC_DATA_HOME``).
+CIFAR-10, fetched into the data home first (``real_home``).
 """
 from __future__ import annotations
 
@@ -255,3 +256,26 @@ def test_a_course_error_is_one_line_in_jupyterlab(lab, page):
     error = panel.locator(STDERR)  # JupyterLab renders an error's traceback as stderr text
     assert error.count() == 1
     assert error.inner_text().strip() == "ImageError: /no/such/photo.jpg: no such image file; check the path"
+
+
+def test_a_download_shows_a_progress_widget_in_jupyterlab(lab, page, tmp_path):
+    """A student's first fetch in JupyterLab: the 64 photos of lesson 03/04 come into an EMPTY data home (from
+    IMGREC_DATA_MIRROR, or the internet) with tqdm's progress widget, and nothing on stderr."""
+    base, folder, run_dir, shots = lab
+    empty = tmp_path / "empty-home"
+    empty.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nb.cells = [nbformat.v4.new_code_cell("from imgrec_helpers import sources"),
+                nbformat.v4.new_code_cell(f"folder = sources.fetch_set('dog_vs_notdog', {str(empty)!r})"),
+                nbformat.v4.new_code_cell("print(len(list(folder.rglob('*.jpg'))), 'photos')")]
+    nbformat.write(nb, folder / "scratch_fetch.ipynb")
+
+    panel = _open(page, base, "scratch_fetch.ipynb")
+    _run_all(page)
+    _wait_until_done(page, timeout_s=180, shot=shots / "browser-fetch.png")
+    assert panel.locator(STDERR).count() == 0
+    fetch_output = panel.locator(".jp-CodeCell").nth(1).locator(".jp-OutputArea-output")
+    assert fetch_output.locator("progress, .widget-progress, [role=progressbar]").count() >= 1  # a widget, not text
+    assert "64/64" in fetch_output.inner_text()
+    assert panel.locator(".jp-CodeCell").nth(2).locator(".jp-OutputArea-output").inner_text().strip() == "64 photos"

@@ -152,6 +152,18 @@ def test_a_damaged_file_on_the_mirror_is_one_line_and_leaves_nothing(mirror, dam
     assert _leftovers(home) == []  # no partial or wrong file, no temporary file
 
 
+def test_vgg16_weights_are_checked_with_keras_own_md5(mirror):
+    """VGG16's file goes through the same fetch, checked against the MD5 Keras itself pins for it: a file of that
+    name with other content (here a stand-in's weights) is refused, and nothing reaches the data home."""
+    root, home, _ = mirror
+    name = "keras/models/vgg16_weights_tf_dim_ordering_tf_kernels.h5"
+    (root / "keras" / "models").mkdir(parents=True)
+    (root / name).write_bytes(PHOTO.read_bytes())
+    with pytest.raises(DataError, match="wrong content: its hash is not the registered MD5"):
+        sources.fetch(name)
+    assert _leftovers(home) == []
+
+
 def test_a_file_missing_on_the_mirror_names_file_size_and_command(mirror):
     root, home, _ = mirror
     (root / NAME).unlink()
