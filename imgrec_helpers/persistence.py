@@ -241,8 +241,8 @@ def read_model_info(path: str | os.PathLike) -> dict[str, Any]:
     return _check_model_info(path, info)
 
 
-def _check_model_info(path: Path, info: Any) -> dict[str, Any]:
-    fix = "save the model again with imgrec_helpers.persistence.save_model"
+def _check_model_info(path: Path, info: Any,
+                      fix: str = "save the model again with imgrec_helpers.persistence.save_model") -> dict[str, Any]:
     if not isinstance(info, dict):
         raise ModelError(f"{path}: {MODEL_INFO_ENTRY} holds a {type(info).__name__}, not an object; {fix}")
     names = info.get("class_names")
@@ -393,7 +393,7 @@ def read_tflite_info(path: str | os.PathLike) -> dict[str, Any]:
             except (ValueError, TypeError):
                 raise ModelError(f"{path}: its {MODEL_INFO_ENTRY} metadata is not valid JSON; store it again with "
                                  "imgrec_helpers.persistence.save_tflite_info") from None
-            return _check_model_info(path, info)
+            return _check_model_info(path, info, fix="store it again with imgrec_helpers.persistence.save_tflite_info")
     return {}
 
 
