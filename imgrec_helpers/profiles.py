@@ -75,7 +75,10 @@ PROFILES: dict[str, dict[str, Any]] = {
         "head_epochs": 100,
         "min_dog_accuracy": 0.8,
         "min_alpaca_accuracy": 0.85,
-        "alpaca_epochs": 5,
+        # 10, not 5: with the two lambs filed as "not alpaca" the seed-42 split is harder; MobileNetV2 0.35 reached
+        # 0.831 after 5 (the resized copies) and 0.862-0.923 after 10 over seeds 42 / 7 / 1, on the resized copies
+        # and on the public originals alike (about 1 s per extra epoch on 2 cores)
+        "alpaca_epochs": 10,
         "augment_epochs": 5,
         "fine_tune_epochs": 3,
         "fine_tune_layers": 30,
