@@ -276,6 +276,7 @@ def test_a_download_shows_a_progress_widget_in_jupyterlab(lab, page, tmp_path):
     _wait_until_done(page, timeout_s=180, shot=shots / "browser-fetch.png")
     assert panel.locator(STDERR).count() == 0
     fetch_output = panel.locator(".jp-CodeCell").nth(1).locator(".jp-OutputArea-output")
-    assert fetch_output.locator("progress, .widget-progress, [role=progressbar]").count() >= 1  # a widget, not text
+    # a widget, not text: ipywidgets 8 draws tqdm's bar as an element of class widget-hprogress
+    assert fetch_output.locator("progress, .widget-hprogress, [role=progressbar]").count() >= 1
     assert "64/64" in fetch_output.inner_text()
     assert panel.locator(".jp-CodeCell").nth(2).locator(".jp-OutputArea-output").inner_text().strip() == "64 photos"
