@@ -105,9 +105,11 @@ def _parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="(re)build RUN_DIR/report.html")
     report.add_argument("run_dir", metavar="RUN_DIR")
 
-    predict = sub.add_parser("predict", help="label images with a saved .keras model or a pretrained ImageNet model")
+    predict = sub.add_parser("predict", help="label images with a saved .keras or .tflite model or a pretrained "
+                             "ImageNet model")
     predict.add_argument("model", nargs="?", metavar="MODEL",
-                         help="a .keras file saved by the course, or a pretrained model name (see --list)")
+                         help="a .keras file saved by the course, a .tflite file exported in lesson 07, or a "
+                              "pretrained model name (see --list)")
     predict.add_argument("images", nargs="*", metavar="IMAGE", help="image files (any size or mode), or folders of them")
     predict.add_argument("--top", type=_positive_int, default=3, metavar="K", help="how many labels per image (default: 3)")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
@@ -196,9 +198,10 @@ def _predict(args: argparse.Namespace) -> int:
         raise ImgrecError("usage: imgrec predict MODEL IMAGE [IMAGE ...] [--top K] [--json] (or imgrec predict --list)")
     from .prediction import check_model_spec
 
-    check_model_spec(args.model)  # a readable .keras file or a known name, before TensorFlow starts
+    kind = check_model_spec(args.model)  # a readable .keras or .tflite file or a known name, before TensorFlow starts
     images = _image_files(args.images)  # every path exists, before a model is loaded
-    import_tensorflow()
+    if kind != "litert":  # a .tflite file runs in the LiteRT interpreter: no TensorFlow to start
+        import_tensorflow()
     from .prediction import load_predictor
 
     predictor = load_predictor(args.model, args.data_home)

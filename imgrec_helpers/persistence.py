@@ -241,8 +241,8 @@ def read_model_info(path: str | os.PathLike) -> dict[str, Any]:
     return _check_model_info(path, info)
 
 
-def _check_model_info(path: Path, info: Any) -> dict[str, Any]:
-    fix = "save the model again with imgrec_helpers.persistence.save_model"
+def _check_model_info(path: Path, info: Any,
+                      fix: str = "save the model again with imgrec_helpers.persistence.save_model") -> dict[str, Any]:
     if not isinstance(info, dict):
         raise ModelError(f"{path}: {MODEL_INFO_ENTRY} holds a {type(info).__name__}, not an object; {fix}")
     names = info.get("class_names")
@@ -297,6 +297,104 @@ def check_model_file(path: str | os.PathLike) -> Path:
         raise ModelError(f"{path}: not a .keras file; pass a model saved by this course (lesson 02 or 04)")
     read_model_info(path)  # a clear error for a file that is not a zip at all, or unreadable
     return path
+
+
+TFLITE_IDENTIFIER = b"TFL3"
+"""The file identifier every LiteRT (``.tflite``) flatbuffer carries at bytes 4-8."""
+
+
+def save_tflite_info(path: str | os.PathLike, class_names: list[str] | None = None,
+                     input_scale: str = "0-1") -> Path:
+    """Store class names and input scaling inside a ``.tflite`` file, as :func:`save_model` does for ``.keras``.
+
+    Lesson 07 exports models with ``model.export(path, format="litert")``; this adds one entry to the
+    flatbuffer's own ``metadata`` list (name ``imgrec.json``, the same JSON as in a ``.keras`` file), which the
+    LiteRT interpreter ignores and ``imgrec predict`` reads: the file alone is enough to label photos, with no
+    sidecar file to lose. The file is rewritten atomically. ``input_shape`` is read from the model itself.
+    """
+    from ai_edge_litert import schema_py_generated as schema
+    import flatbuffers
+
+    path = check_tflite_file(path)
+    if input_scale not in INPUT_SCALES:
+        raise ImgrecError(f"input_scale must be one of {INPUT_SCALES}, got {input_scale!r}")
+    model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
+    shape = [int(d) for d in model.subgraphs[0].tensors[model.subgraphs[0].inputs[0]].shape[1:]]
+    info = {"class_names": list(class_names) if class_names else None, "input_scale": input_scale,
+            "input_shape": shape}
+    data = np.frombuffer(json.dumps(info).encode("utf-8"), dtype=np.uint8)
+    model.metadata = model.metadata or []
+    entry = next((m for m in model.metadata if m.name in (MODEL_INFO_ENTRY, MODEL_INFO_ENTRY.encode())), None)
+    if entry is None:  # a new entry and its buffer; stored again, the same entry gets the new JSON
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = MODEL_INFO_ENTRY, len(model.buffers)
+        model.buffers.append(schema.BufferT())
+        model.metadata.append(entry)
+    model.buffers[entry.buffer].data = data
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(builder.Output())
+    return path
+
+
+def check_tflite_file(path: str | os.PathLike) -> Path:
+    """A ``.tflite`` file that exists and is a whole LiteRT flatbuffer: checked without TensorFlow or the
+    interpreter (``imgrec predict`` calls it first). One :class:`ModelError` line for a missing, empty,
+    truncated or foreign file."""
+    path = existing_file(path, ModelError, "no such model file; export one in lesson 07, or check the path",
+                         "pass a .tflite model file")
+    _tflite_model(path)
+    return path
+
+
+def _tflite_model(path: Path) -> Any:
+    """The parsed flatbuffer of a ``.tflite`` file (ai_edge_litert's schema), or one :class:`ModelError` line.
+
+    A flatbuffer is read lazily, so a truncated file is found by unpacking all of it (the schema's object
+    API visits every table and vector, and each must lie inside the file)."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    fix = "export it again (lesson 07) or copy the whole file"
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(describe_os_error(exc, path, "read")) from None
+    if not raw:
+        raise ModelError(f"{path}: an empty file; {fix}")
+    if len(raw) < 8 or raw[4:8] != TFLITE_IDENTIFIER:
+        raise ModelError(f"{path}: not a LiteRT model (no TFL3 identifier at bytes 4-8); pass a .tflite file "
+                         "exported in lesson 07")
+    try:
+        model = schema.Model.GetRootAs(raw, 0)
+        whole = schema.ModelT.InitFromObj(model)  # visits every table and vector: offsets outside the file raise
+        if not whole.subgraphs:
+            raise IndexError("no subgraph")
+        for buffer in whole.buffers or []:
+            if buffer.offset > 1 and buffer.offset + buffer.size > len(raw):  # weights stored after the flatbuffer
+                raise IndexError("weights past the end of the file")
+    except Exception as exc:  # struct.error, IndexError, ...: offsets that point outside the file
+        raise ModelError(f"{path}: truncated or damaged .tflite file (its tables point outside its {len(raw):,} "
+                         f"bytes); {fix}") from None
+    return model
+
+
+def read_tflite_info(path: str | os.PathLike) -> dict[str, Any]:
+    """The class names, input scale and input shape stored by :func:`save_tflite_info` (``{}`` if none),
+    checked as :func:`read_model_info` checks a ``.keras`` file's."""
+    path = Path(path)
+    model = _tflite_model(path)
+    for m in range(model.MetadataLength()):
+        entry = model.Metadata(m)
+        if entry.Name() in (MODEL_INFO_ENTRY.encode(), MODEL_INFO_ENTRY):
+            raw = model.Buffers(entry.Buffer()).DataAsNumpy()
+            try:
+                info = json.loads(bytes(raw).decode("utf-8"))
+            except (ValueError, TypeError):
+                raise ModelError(f"{path}: its {MODEL_INFO_ENTRY} metadata is not valid JSON; store it again with "
+                                 "imgrec_helpers.persistence.save_tflite_info") from None
+            return _check_model_info(path, info, fix="store it again with imgrec_helpers.persistence.save_tflite_info")
+    return {}
 
 
 def save_features(path: str | os.PathLike, features: np.ndarray, labels: np.ndarray, **extra: Any) -> Path:

@@ -81,6 +81,30 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], columns: int
     return fig
 
 
+def heatmap_overlays(images: Sequence[np.ndarray], heatmaps: Sequence[np.ndarray | None], titles: Sequence[str],
+                     columns: int = 3, colors: Sequence[str] | None = None, size: float = 2.4,
+                     save_to: str | os.PathLike | None = None):
+    """Photos with a heat map drawn over each (lesson 07's Grad-CAM), in a grid with (coloured) titles.
+
+    ``heatmaps[i]`` is a 2-D array in [0, 1] at the photo's height and width (the lesson upsamples it), drawn
+    half-transparent in the "jet" colour map (red: hot); ``None`` shows the photo alone.
+    """
+    n = len(images)
+    columns = max(1, min(columns, n))
+    rows = max(1, -(-n // columns))
+    fig = _figure(columns * size, rows * (size + 0.4))
+    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
+    for i, ax in enumerate(axes):
+        ax.axis("off")
+        if i < n:
+            ax.imshow(np.asarray(images[i]).astype("uint8"))
+            if heatmaps[i] is not None:
+                ax.imshow(heatmaps[i], cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
+            ax.set_title(titles[i], fontsize=7, color=(colors[i] if colors else "black"))
+    save_figure(fig, save_to)
+    return fig
+
+
 def learning_curves(history: Mapping[str, Sequence[float]] | Any, title: str,
                     save_to: str | os.PathLike | None = None):
     """Loss and accuracy per epoch, training and validation side by side (lessons 02, 04).

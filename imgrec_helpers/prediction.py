@@ -2,7 +2,8 @@
 
 Lesson 02 predicts a CIFAR-10 test image and a real photo with its own CNN; lessons 03 and 04 predict
 photos with pretrained and transfer-learned models; ``imgrec predict`` does the same from the shell,
-for any ``.keras`` classifier saved by the course or a pretrained ImageNet model by name.
+for any ``.keras`` classifier saved by the course, a ``.tflite`` file exported in lesson 07 (run by the
+LiteRT interpreter) or a pretrained ImageNet model by name.
 """
 from __future__ import annotations
 
@@ -15,7 +16,8 @@ import numpy as np
 
 from . import data
 from .errors import DataError, ImageError, ImgrecError, ModelError
-from .persistence import check_model_file, load_model, read_model_info
+from .persistence import check_model_file, check_tflite_file, load_model, read_model_info, read_tflite_info
+from .quiet import library_output
 
 
 @dataclass
@@ -77,7 +79,7 @@ class Predictor:
     name: str
     model: Any
     image_size: tuple[int, int]
-    kind: str                      # "saved" (a .keras file) or "imagenet" (a pretrained model by name)
+    kind: str                      # "saved" (a .keras file), "litert" (a .tflite file) or "imagenet" (by name)
     class_names: list[str] | None = None
     input_scale: str = "0-1"
 
@@ -92,7 +94,10 @@ class Predictor:
             probs = np.asarray(self.model.predict_on_batch(batch))
             return [[Prediction(str(label), float(p), str(wnid)) for wnid, label, p in row]
                     for row in module.decode_predictions(probs, top=k)]
-        probs = np.asarray(self.model.predict_on_batch(scale_pixels(images, self.input_scale)))
+        if self.kind == "litert":
+            probs = self.model(scale_pixels(images, self.input_scale))
+        else:
+            probs = np.asarray(self.model.predict_on_batch(scale_pixels(images, self.input_scale)))
         return [top_k(row, self.class_names or [], k) for row in probs]
 
     def predict_file(self, path: str | os.PathLike, k: int = 3) -> list[Prediction]:
@@ -135,8 +140,12 @@ class Predictor:
 
 def check_model_spec(spec: str) -> str:
     """What ``imgrec predict`` can check about ``spec`` before it imports TensorFlow: ``"saved"`` for a
-    readable ``.keras`` file (:func:`~imgrec_helpers.persistence.check_model_file`), ``"imagenet"`` for a
-    known pretrained model name; one-line :class:`ModelError` otherwise."""
+    readable ``.keras`` file (:func:`~imgrec_helpers.persistence.check_model_file`), ``"litert"`` for a whole
+    ``.tflite`` file (:func:`~imgrec_helpers.persistence.check_tflite_file`), ``"imagenet"`` for a known
+    pretrained model name; one-line :class:`ModelError` otherwise."""
+    if spec.endswith(".tflite"):
+        check_tflite_file(spec)
+        return "litert"
     if spec.endswith(".keras") or os.path.exists(spec):
         check_model_file(spec)
         return "saved"
@@ -163,10 +172,69 @@ def _check_saved_model(path: Path, model: Any, names: list[str]) -> tuple[int, i
     return int(width), int(height)
 
 
+class LiteRTModel:
+    """A ``.tflite`` file in the LiteRT interpreter, called like a model on a batch: ``probabilities = m(batch)``.
+
+    ``imgrec predict`` on lesson 07's exports. The batch dimension is resized to each batch's length (the
+    course exports with a free batch dimension), so a batch of 64 photos is one ``invoke``.
+    """
+
+    def __init__(self, path: Path) -> None:
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            with library_output():  # LiteRT's "Created XNNPACK delegate" line on standard error
+                self.interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count())
+                self.interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"{path}: the LiteRT interpreter cannot load it ({first[:120]}); export it again "
+                             "(lesson 07)") from None
+        self.input = self.interpreter.get_input_details()[0]
+        self.output = self.interpreter.get_output_details()[0]
+        self.input_shape = tuple(None if d < 0 else int(d) for d in self.input["shape_signature"])
+        self.output_shape = tuple(None if d < 0 else int(d) for d in self.output["shape_signature"])
+        self._batch = int(self.input["shape"][0])
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        batch = _quantized(np.asarray(batch, dtype=np.float32), self.input)
+        if len(batch) != self._batch:
+            with library_output():
+                self.interpreter.resize_tensor_input(self.input["index"], [len(batch), *batch.shape[1:]])
+                self.interpreter.allocate_tensors()
+            self._batch = len(batch)
+        self.interpreter.set_tensor(self.input["index"], batch)
+        self.interpreter.invoke()
+        out = np.array(self.interpreter.get_tensor(self.output["index"]))
+        scale, zero = self.output["quantization"]
+        return (out.astype(np.float32) - zero) * scale if scale else out.astype(np.float32)
+
+
+def _quantized(batch: np.ndarray, details: dict[str, Any]) -> np.ndarray:
+    """Float pixels as an input tensor wants them: unchanged for float inputs, through the tensor's scale and
+    zero point for an integer input (a model exported with int8 or uint8 input)."""
+    scale, zero = details["quantization"]
+    if not np.issubdtype(details["dtype"], np.integer) or not scale:
+        return batch.astype(details["dtype"])
+    info = np.iinfo(details["dtype"])
+    return np.clip(np.round(batch / scale + zero), info.min, info.max).astype(details["dtype"])
+
+
 def load_predictor(spec: str, data_home: str | os.PathLike | None = None) -> Predictor:
-    """A ``.keras`` file saved by the course, or the name of a pretrained ImageNet model (``vgg16``...)."""
+    """A ``.keras`` file saved by the course, a ``.tflite`` file exported in lesson 07, or the name of a
+    pretrained ImageNet model (``vgg16``...)."""
     path = Path(spec)
-    if check_model_spec(spec) == "saved":
+    kind = check_model_spec(spec)
+    if kind == "litert":
+        info = read_tflite_info(path)
+        names = info.get("class_names")
+        if not names:
+            raise ModelError(f"{path}: has no class names stored; store them with "
+                             "persistence.save_tflite_info(path, class_names=...) after exporting (lesson 07)")
+        model = LiteRTModel(path)
+        size = _check_saved_model(path, model, list(names))
+        return Predictor(path.name, model, size, "litert", list(names), info.get("input_scale", "0-1"))
+    if kind == "saved":
         info = read_model_info(path)
         names = info.get("class_names")
         if not names:

@@ -52,6 +52,14 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ocr_images": 200,                   # rendered images with known text for the character error rate
         "max_ocr_cer": 0.25,                 # lesson 06 asserts the offline OCR reads better than this
         # ---- end of lesson 06 ----
+        # ---- lesson 07 (Grad-CAM, LiteRT export) ----
+        "gradcam_photos": 6,                 # sample photos shown with the heat maps of their top two classes
+        "gradcam_check_photos": 64,          # ImageNet photos of the masking test (hottest vs random region)
+        "gradcam_random_regions": 5,         # random regions masked per photo, against the hottest one
+        "deploy_test_images": None,          # CIFAR-10 test images for the exported CNN (None = lesson 02's set)
+        "deploy_timing_runs": 50,            # timed runs of one image per model and format (the median is shown)
+        "representative_images": 200,        # training images that calibrate the int8 quantization
+        # ---- end of lesson 07 ----
         "deterministic": False,
     },
     "quick": {
@@ -87,6 +95,14 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ocr_images": 60,                    # rendered images with known text for the character error rate
         "max_ocr_cer": 0.25,                 # lesson 06 asserts the offline OCR reads better than this
         # ---- end of lesson 06 ----
+        # ---- lesson 07 (Grad-CAM, LiteRT export) ----
+        "gradcam_photos": 3,                 # sample photos shown with the heat maps of their top two classes
+        "gradcam_check_photos": 16,          # ImageNet photos of the masking test (hottest vs random region)
+        "gradcam_random_regions": 5,         # random regions masked per photo, against the hottest one
+        "deploy_test_images": 1000,          # CIFAR-10 test images for the exported CNN (None = lesson 02's set)
+        "deploy_timing_runs": 20,            # timed runs of one image per model and format (the median is shown)
+        "representative_images": 100,        # training images that calibrate the int8 quantization
+        # ---- end of lesson 07 ----
         "deterministic": False,
     },
     "smoke": {
@@ -118,6 +134,14 @@ PROFILES: dict[str, dict[str, Any]] = {
         "ocr_images": 50,                    # rendered images with known text for the character error rate
         "max_ocr_cer": 0.25,                 # lesson 06 asserts the offline OCR reads better than this
         # ---- end of lesson 06 ----
+        # ---- lesson 07 (Grad-CAM, LiteRT export) ----
+        "gradcam_photos": 2,                 # sample photos shown with the heat maps of their top two classes
+        "gradcam_check_photos": 8,           # ImageNet photos of the masking test (hottest vs random region)
+        "gradcam_random_regions": 3,         # random regions masked per photo, against the hottest one
+        "deploy_test_images": 200,           # CIFAR-10 test images for the exported CNN (None = lesson 02's set)
+        "deploy_timing_runs": 5,             # timed runs of one image per model and format (the median is shown)
+        "representative_images": 16,         # training images that calibrate the int8 quantization
+        # ---- end of lesson 07 ----
         "deterministic": True,
     },
 }

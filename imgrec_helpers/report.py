@@ -2,7 +2,8 @@
 
 ``imgrec run`` ends by writing it; ``imgrec report RUN_DIR`` rebuilds it. It shows the manifest,
 the notebooks (with HTML copies), the comparison table from the result records
-(:mod:`imgrec_helpers.results`) and every saved figure, embedded as data URIs.
+(:mod:`imgrec_helpers.results`), lesson 06's and lesson 07's own tables, and every saved figure, embedded as
+data URIs.
 """
 from __future__ import annotations
 
@@ -68,6 +69,21 @@ def _api_comparison_section(run_dir: Path) -> str:
             f"{body}</table>")
 
 
+def _deployment_section(run_dir: Path) -> str:
+    """Lesson 07's deployment table (formats, sizes, speed, accuracy) from the run's ``deployment`` records
+    ("" when there are none); the cells come from :func:`imgrec_helpers.deployment.rows`, as in the notebook."""
+    from . import deployment
+
+    records = load_results(run_dir, kind=deployment.KIND)
+    if not records:
+        return ""
+    e = html.escape
+    head = "".join(f"<th>{e(title)}</th>" for _, title in deployment.COLUMNS)
+    body = "".join("<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>" for row in deployment.rows(records))
+    return (f"<h2>Deployment: .keras, LiteRT float32 and int8 (lesson 07)</h2><p>{e(deployment.measured_on(records))}."
+            f"</p><table id='deployment'><tr>{head}</tr>{body}</table>")
+
+
 def write_report(run_dir: str | os.PathLike) -> Path:
     """Write ``RUN_DIR/report.html``: manifest, comparison table, figures, links to the notebooks.
 
@@ -120,6 +136,7 @@ def _write_report(run_dir: Path) -> Path:
     else:
         parts.append("<p>No result records in this run yet.</p>")
     parts.append(_api_comparison_section(run_dir))  # lesson 06's table, when lesson 06 ran
+    parts.append(_deployment_section(run_dir))  # lesson 07's table, when lesson 07 ran
 
     figures = sorted((run_dir / "figures").glob("*.png")) if (run_dir / "figures").is_dir() else []
     parts.append("<h2>Figures</h2>")

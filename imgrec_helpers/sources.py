@@ -468,6 +468,8 @@ NEEDS: dict[str, tuple[str | tuple[str, ...], ...]] = {
            (_V2.format("0.35_96"), _V2.format("0.35_224"))),
     "05_comparison": (CIFAR10,),
     "06_cloud_vision": ("samples", (_VGG16, _MOBILENET_025), (_CLASS_INDEX,)),
+    "07_explain_and_deploy": ("samples", "dog_vs_notdog", "alpaca", CIFAR10, (_VGG16, _MOBILENET_025), (_CLASS_INDEX,),
+                              (_VGG16_NOTOP, _V2.format("0.35_224"))),
 }
 """What each lesson (by notebook name) reads, as shipped: a photo set by name, a file, or a tuple of files of which the first
 that can be had will do (the model the lesson asks for, then its stand-in, as

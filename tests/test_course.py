@@ -132,6 +132,28 @@ def test_result_records_and_report(run):
     assert ocr["test_images"] >= 50 and 0.0 <= ocr["cer"] < 1.0
 
 
+def test_the_deployment_table_is_this_runs_measurement(run):
+    """Lesson 07's table, in the executed notebook and in report.html, is made of the deployment records this run
+    wrote while lesson 07 ran (three models, three formats each), and each file size is the size of the file
+    the run exported."""
+    from imgrec_helpers import deployment
+
+    records = results.load_results(run.out, kind=deployment.KIND)
+    assert len(records) == 9 and {r["format"] for r in records} == {".keras", "LiteRT float32", "LiteRT int8"}
+    started = json.loads((run.out / "manifest.json").read_text())["notebooks"]["07_explain_and_deploy.ipynb"]["started"]
+    for r in records:
+        assert r["recorded"] >= started and r["profile"] == "smoke" and r["ms_per_image"] > 0
+        assert round((run.out / r["file"]).stat().st_size / 1e6, 3) == r["file_mb"]
+    report = (run.out / "report.html").read_text()
+    table = re.search(r"<table id='deployment'>(.*?)</table>", report, re.S).group(1)
+    rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)[1:]
+    assert [[html.unescape(c) for c in re.findall(r"<td>(.*?)</td>", row)] for row in rows] == deployment.rows(records)
+    executed = nbformat.read(run.out / "07_explain_and_deploy.ipynb", as_version=4)
+    shown = [o.data["text/markdown"] for c in executed.cells if c.cell_type == "code" for o in c.outputs
+             if "text/markdown" in o.get("data", {})]
+    assert deployment.markdown(records) in shown
+
+
 def test_same_seed_same_results(run):
     """Lesson 02 (the CNN trained from scratch) run again with the same seed records the same numbers."""
     assert run.rerun_returncode == 0, run.rerun_output[-3000:]
