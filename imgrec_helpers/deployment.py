@@ -11,6 +11,8 @@ import os
 from pathlib import Path
 from typing import Any, Sequence
 
+from .results import format_value
+
 KIND = "deployment"
 """The ``kind`` of lesson 07's result records."""
 
@@ -34,16 +36,12 @@ def megabytes(path: str | os.PathLike) -> float:
 
 def _cell(key: str, rec: dict[str, Any]) -> str:
     value = rec.get(key)
-    if value is None:
-        return "n/a"
-    if key == "file_mb":
-        return f"{value:.2f}"
-    if key == "ms_per_image":
+    if value is None or key == "test_accuracy":
+        return format_value(key, value)  # as in every other table of the course
+    if key in ("file_mb", "ms_per_image"):
         return f"{value:.2f}"
     if key == "parameters":
         return f"{value:,}"
-    if key == "test_accuracy":
-        return f"{value:.4f}"
     if key == "agreement":
         return f"{value:.1%}"
     if key == "test_set":

@@ -65,8 +65,10 @@ def image_grid_by_class(images: np.ndarray, labels: np.ndarray, class_names: Seq
 
 def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], columns: int = 8,
                colors: Sequence[str] | None = None, size: float = 1.5,
-               save_to: str | os.PathLike | None = None):
-    """Images in a grid, each with a (possibly coloured) title: previews and galleries (lessons 02-04)."""
+               save_to: str | os.PathLike | None = None, heatmaps: Sequence[np.ndarray | None] | None = None):
+    """Images in a grid, each with a (possibly coloured) title: previews and galleries (lessons 02-04), and with
+    ``heatmaps`` lesson 07's Grad-CAM overlays: ``heatmaps[i]``, a 2-D array in [0, 1] at the image's height and
+    width, drawn half-transparent in the "jet" colour map (red: hot) over image ``i`` (``None``: the image alone)."""
     n = len(images)
     columns = max(1, min(columns, n))
     rows = max(1, -(-n // columns))
@@ -75,30 +77,10 @@ def image_grid(images: Sequence[np.ndarray], titles: Sequence[str], columns: int
     for i, ax in enumerate(axes):
         ax.axis("off")
         if i < n:
-            ax.imshow(images[i], interpolation="nearest" if np.asarray(images[i]).shape[0] <= 64 else "antialiased")
-            ax.set_title(titles[i], fontsize=7, color=(colors[i] if colors else "black"))
-    save_figure(fig, save_to)
-    return fig
-
-
-def heatmap_overlays(images: Sequence[np.ndarray], heatmaps: Sequence[np.ndarray | None], titles: Sequence[str],
-                     columns: int = 3, colors: Sequence[str] | None = None, size: float = 2.4,
-                     save_to: str | os.PathLike | None = None):
-    """Photos with a heat map drawn over each (lesson 07's Grad-CAM), in a grid with (coloured) titles.
-
-    ``heatmaps[i]`` is a 2-D array in [0, 1] at the photo's height and width (the lesson upsamples it), drawn
-    half-transparent in the "jet" colour map (red: hot); ``None`` shows the photo alone.
-    """
-    n = len(images)
-    columns = max(1, min(columns, n))
-    rows = max(1, -(-n // columns))
-    fig = _figure(columns * size, rows * (size + 0.4))
-    axes = np.atleast_1d(fig.subplots(rows, columns, squeeze=False)).ravel()
-    for i, ax in enumerate(axes):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(np.asarray(images[i]).astype("uint8"))
-            if heatmaps[i] is not None:
+            image = np.asarray(images[i])
+            ax.imshow(image.astype("uint8") if heatmaps is not None else image,
+                      interpolation="nearest" if image.shape[0] <= 64 else "antialiased")
+            if heatmaps is not None and heatmaps[i] is not None:
                 ax.imshow(heatmaps[i], cmap="jet", alpha=0.45, vmin=0.0, vmax=1.0)
             ax.set_title(titles[i], fontsize=7, color=(colors[i] if colors else "black"))
     save_figure(fig, save_to)
