@@ -47,23 +47,11 @@ def import_tensorflow() -> None:
 
     apply_cpu_environment()  # the course's CPU speed settings (oneDNN on), read by TensorFlow at import
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            import tensorflow as tf
-            import keras  # noqa: F401  (Keras' own start-up, same stream)
+    with _held_back((2,), _NOISE):
+        import tensorflow as tf
+        import keras  # noqa: F401  (Keras' own start-up, same stream)
 
-            tf.config.list_physical_devices()  # the GPU probe, where cuInit complains
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            log.seek(0)
-            kept = [line for line in log.read().decode("utf-8", "replace").splitlines()
-                    if line.strip() and not _NOISE.match(line)]
-    if kept:
-        print("\n".join(kept), file=sys.stderr)
+        tf.config.list_physical_devices()  # the GPU probe, where cuInit complains
     warnings.filterwarnings("ignore", message=r"`shuffle=True` was passed", category=UserWarning)
     tf.get_logger().setLevel("ERROR")
 
@@ -92,17 +80,25 @@ def library_output() -> Iterator[None]:
     converter's Python ``UserWarning`` about missing statistics for float inputs (they stay float32 by
     design) is silenced inside the block only. Exceptions pass through unchanged.
     """
+    with _held_back((1, 2), _NOISE, _CONVERTER_NOISE), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Statistics for quantized inputs were expected",
+                                category=UserWarning)
+        yield
+
+
+@contextlib.contextmanager
+def _held_back(fds: tuple[int, ...], *noise: re.Pattern) -> Iterator[None]:
+    """Point the file descriptors ``fds`` at a temporary file for the block; afterwards restore them and pass
+    every line that matches none of the ``noise`` patterns on to standard error (:func:`import_tensorflow`,
+    :func:`library_output`). What C code buffered is flushed into the file first. Exceptions pass through."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    saved = {fd: os.dup(fd) for fd in (1, 2)}
+    saved = {fd: os.dup(fd) for fd in fds}
     with tempfile.TemporaryFile(mode="w+b") as log:
         for fd in saved:
             os.dup2(log.fileno(), fd)
         try:
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=r"Statistics for quantized inputs were expected",
-                                        category=UserWarning)
-                yield
+            yield
         finally:
             _flush_c_streams()  # what C code buffered goes to the file, not to the restored descriptors
             for fd, copy in saved.items():
@@ -110,7 +106,7 @@ def library_output() -> Iterator[None]:
                 os.close(copy)
             log.seek(0)
             kept = [line for line in log.read().decode("utf-8", "replace").splitlines()
-                    if line.strip() and not _NOISE.match(line) and not _CONVERTER_NOISE.match(line)]
+                    if line.strip() and not any(pattern.match(line) for pattern in noise)]
             if kept:
                 print("\n".join(kept), file=sys.stderr)
 
