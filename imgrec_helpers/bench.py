@@ -3,7 +3,7 @@
 Runs every comparison in one process on this machine and prints one line per figure, ending with
 
     summary: train_speedup=2.4x time_to_80=540s ref_recipe=690s transfer64=1.9s infer_speedup=1.6x
-             predict_batched=400/s predict_single=20/s
+             predict_batched=400/s predict_single=20/s replicas=CPU:0=1790/s
 
 A figure that could not be measured is ``n/a``, with the reason on its own line above the summary.
 
@@ -17,6 +17,8 @@ A figure that could not be measured is ``n/a``, with the reason on its own line 
 5. Inference images/s of the pretrained model at 224 px: course settings versus plain float32 ``predict``.
 6. ``imgrec predict``-style labelling with the real MobileNet (alpha 0.25): ``model.predict`` on batches of
    64 images versus one call per image (images/s).
+7. Reference CNN training images/s on each device alone and under ``MirroredStrategy`` over 2, 3, ... of them
+   (the GPUs, else the CPU's logical devices: ``--cpu-devices N`` splits the CPU).
 
 ``--levers`` instead measures what each per-epoch setting gives float32 training of the reference CNN on
 this CPU (oneDNN on/off and inter-op threads in alternating processes; steps_per_execution, tf.data +
@@ -62,6 +64,37 @@ def _reference_throughput(x: np.ndarray, y: np.ndarray, settings: dict[str, tupl
             times[name].append(time.perf_counter() - start)
         if each_round is not None:
             each_round()
+    return {name: len(x) / float(np.median(t)) for name, t in times.items()}
+
+
+def _replica_throughput(x: np.ndarray, y: np.ndarray, precision: str, devices: list[str],
+                        rounds: int = 3) -> dict[str, float]:
+    """Images/s of the reference CNN trained alone on each device (``"CPU:0"``) and under ``MirroredStrategy`` over
+    the first 2, 3, ... devices (``"2 replicas"``; batch 64 per replica), median of ``rounds`` alternating epochs:
+    figure 7."""
+    import keras
+    import tensorflow as tf
+
+    from . import models
+
+    strategies: dict[str, Any] = {d.rsplit("device:", 1)[-1]: tf.distribute.OneDeviceStrategy(d) for d in devices}
+    for count in range(2, len(devices) + 1):
+        strategies[f"{count} replicas"] = tf.distribute.MirroredStrategy(devices[:count])
+    built = {}
+    for name, strategy in strategies.items():
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            model = models.build_reference_cnn(precision=precision, name="reference_cnn_replicas")
+            model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+        batch = 64 * strategy.num_replicas_in_sync
+        model.fit(x[:2048], y[:2048], batch_size=batch, epochs=1, verbose=0)  # trace and warm up
+        built[name] = (model, batch)
+    times: dict[str, list[float]] = {name: [] for name in built}
+    for _ in range(rounds):
+        for name, (model, batch) in built.items():
+            start = time.perf_counter()
+            model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+            times[name].append(time.perf_counter() - start)
     return {name: len(x) / float(np.median(t)) for name, t in times.items()}
 
 
@@ -301,6 +334,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--levers", action="store_true",
                         help="only measure the per-epoch levers of float32 training (oneDNN, threads, "
                              "steps_per_execution, tf.data, batch size)")
+    parser.add_argument("--cpu-devices", type=int, default=1, metavar="N",
+                        help="split the CPU into N logical devices, to measure MirroredStrategy over them where "
+                             "there is no GPU (figure 7; default 1)")
     parser.add_argument("--emulate-avx2", action="store_true",
                         help="stand in for a laptop CPU without AVX-512/bfloat16 (e.g. AMD EPYC): float32, oneDNN "
                              "capped at AVX2, plain Keras with oneDNN off (TensorFlow's default on AMD CPUs)")
@@ -339,6 +375,9 @@ def run(args: argparse.Namespace) -> int:
         from .quiet import import_tensorflow
 
         import_tensorflow()  # after the settings above, without TensorFlow's C++ start-up log
+        from .running import check_parameter
+
+        training.split_cpu(check_parameter("--cpu-devices", args.cpu_devices, whole=True, minimum=1, maximum=64))
     separate_plain = bool(adopted) or (args.emulate_avx2 and not args.levers)
     info = hardware.info()
     emulated = "; EMULATING an AVX2 CPU without bfloat16 (float32, oneDNN max ISA AVX2)" if args.emulate_avx2 else ""
@@ -434,14 +473,30 @@ def run(args: argparse.Namespace) -> int:
         summary["predict_single"] = f"{single:.0f}/s"
         return f"{batched:.0f}/s"
 
+    def replicas() -> str:
+        import tensorflow as tf
+
+        devices = [d.name for d in tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")]
+        if len(devices) == 1:  # one device: figure 1's course setting is already its images/s
+            found = {devices[0].rsplit("device:", 1)[-1]: course}
+            how = "figure 1's course setting; more replicas need more devices: GPUs, or --cpu-devices N"
+        else:
+            found = _replica_throughput(x, y, precision, devices)
+            how = f"batch 64 per replica, median of 3 alternating epochs of {len(x):,} images"
+        _line("7. reference CNN training per device and per replica count: "
+              + ", ".join(f"{name}{'' if 'replicas' in name else ' alone'} {speed:,.0f} images/s"
+                          for name, speed in found.items()) + f" ({how})")
+        return ",".join(f"{name.replace(' replicas', 'x')}={speed:.0f}/s" for name, speed in found.items())
+
     weights.prepare_keras_cache(home)
+    figure("replicas", replicas)
     figure("transfer64", transfer)
     figure("infer_speedup", inference)
     figure("predict_batched", predict_batching)
     for reason in reasons:
         _line(reason)
     order = ("train_speedup", "time_to_80", "ref_recipe", "transfer64", "infer_speedup", "predict_batched",
-             "predict_single")
+             "predict_single", "replicas")
     _line("summary: " + " ".join(f"{k}={summary.get(k, 'n/a')}" for k in order))
     return 0
 

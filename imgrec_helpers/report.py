@@ -117,14 +117,16 @@ def _write_report(run_dir: Path) -> Path:
              + (f": {e(str(manifest['note']))}" if manifest.get("note") else "") + ".</p>"]
 
     parts.append("<h2>Notebooks</h2><table id='notebooks'><tr><th>notebook</th><th>status</th><th>seconds</th>"
-                 "<th>executed copy</th></tr>")
+                 "<th>trained on (tf.distribute)</th><th>executed copy</th></tr>")
     links = dict(_export_notebooks_html(run_dir))
     for name, nb in manifest.get("notebooks", {}).items():
         stem = Path(name).stem
         link = f"<a href='{e(links[stem])}'>{e(stem)}.html</a>" if stem in links else "none"
         status = str(nb.get("status"))
         parts.append(f"<tr><td>{e(name)}</td><td class='{e(status)}'>{e(status)}</td>"
-                     f"<td>{e(format_value('train_seconds', nb.get('seconds')))}</td><td>{link}</td></tr>")
+                     f"<td>{e(format_value('train_seconds', nb.get('seconds')))}</td>"
+                     f"<td>{e('; '.join(nb.get('trained_on') or [])) or ('no training' if status == 'ok' else '')}</td>"
+                     f"<td>{link}</td></tr>")
     parts.append("</table>")
 
     parts.append("<h2>Comparison (from the result records)</h2>")

@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 from . import hardware
 from .quiet import import_tensorflow
-from .training import cpu_environment
+from .training import cpu_environment, describe_strategy, split_cpu, strategy_facts
 from .sources import HOME_ENV, fetch_needs, provenance
 from .sources import check_data_home as _check_data_home
 from .sources import data_home as _data_home
@@ -137,17 +137,21 @@ class Lesson:
         when ``imgrec run`` or the tests execute the notebook headless (they set ``IMGREC_HEADLESS=1``)."""
         return 2 if os.environ.get("IMGREC_HEADLESS") == "1" else 1
 
-    def record(self, name: str, *, kind: str = "model", precision: str = "float32", **measured: Any) -> Path:
-        """Record one measured result in ``results/<name>.json`` (lessons 02-06; lesson 05 reads them).
+    def record(self, name: str, *, kind: str = "model", precision: str = "float32", strategy: Any = None,
+               **measured: Any) -> Path:
+        """Record one measured result in ``results/<name>.json`` (lessons 02-07; lesson 05 reads them).
 
-        The lesson fills in what it knows itself: profile, seed and hardware; ``precision`` is
-        ``float32`` unless the lesson trained in another (lesson 02's ``PRECISION``). The call names
+        The lesson fills in what it knows itself: lesson number, profile, seed and hardware; ``precision`` is
+        ``float32`` unless the lesson trained in another (lesson 02's ``PRECISION``); ``strategy``, the
+        ``tf.distribute`` strategy a model trained under, adds its name, replicas and devices
+        (:func:`imgrec_helpers.training.strategy_facts`; the manifest collects them). The call names
         only what the lesson measured (``approach``, ``model``, ``train_images``, ``test_accuracy``, ...).
         """
         from .results import record_result
 
-        return record_result(self.run_dir, name, kind=kind, profile=self.profile, seed=self.seed,
-                             precision=precision, hardware=hardware.label(), **measured)
+        where = strategy_facts(strategy) if strategy is not None else {}
+        return record_result(self.run_dir, name, kind=kind, lesson=self.number, profile=self.profile,
+                             seed=self.seed, precision=precision, hardware=hardware.label(), **where, **measured)
 
 
 def set_seed(seed: int, deterministic: bool = False) -> None:
@@ -191,7 +195,7 @@ def default_run_dir(profile: str) -> Path:
 
 def start_lesson(number: str, profile: str = DEFAULT_PROFILE, seed: int = DEFAULT_SEED,
                  run_dir: str | os.PathLike | None = None, data_home: str | os.PathLike | None = None,
-                 quiet: bool = False) -> Lesson:
+                 quiet: bool = False, cpu_devices: int = 1) -> Lesson:
     """The setup cell of every notebook: TensorFlow started quietly, profile, seeds, plot defaults,
     run folder, data home.
 
@@ -199,14 +203,18 @@ def start_lesson(number: str, profile: str = DEFAULT_PROFILE, seed: int = DEFAUL
     (:func:`imgrec_helpers.quiet.import_tensorflow`).
 
     ``run_dir`` empty means :func:`default_run_dir` (a notebook opened in JupyterLab);
-    ``imgrec run`` passes its own. Prints one line saying what was chosen.
+    ``imgrec run`` passes its own. ``cpu_devices`` above 1 splits the CPU into that many logical devices
+    (:func:`imgrec_helpers.training.split_cpu`; lessons 02 and 05 then train on several replicas).
+    Prints one line saying what was chosen.
     """
     settings = profile_settings(profile)
     try:
         check_parameter("SEED", seed, whole=True, minimum=0, maximum=MAX_SEED)
     except ImgrecError as exc:
         raise ImgrecError(f"{exc} (the same number gives the same run)") from None
+    check_parameter("CPU_DEVICES", cpu_devices, whole=True, minimum=1, maximum=64)
     import_tensorflow()  # before anything imports TensorFlow: no C++ start-up log in the notebook
+    split_cpu(cpu_devices)  # before TensorFlow runs anything, which fixes its devices
     set_seed(int(seed), deterministic=settings["deterministic"])
     import matplotlib
 
@@ -507,6 +515,9 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
             entry.update(status=status)
             if detail:
                 entry["error"] = detail
+            trained_on = _trained_on(run_dir, nb_path.stem[:2])
+            if trained_on:
+                entry["trained_on"] = trained_on
             _write_manifest(manifest_path, manifest)
             if status == "ok":
                 log(f"{prefix}: ok ({entry['seconds']:.1f} s)")
@@ -547,6 +558,18 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
         raise ImgrecError(failure)
     log(f"done in {manifest['seconds']:.1f} s; manifest: {manifest_path}")
     return manifest
+
+
+def _trained_on(run_dir: Path, number: str) -> list[str]:
+    """The distribution strategies lesson ``number``'s result records name, in words
+    (``["default strategy, 1 replica (CPU:0)"]``): the manifest's ``trained_on``, shown in the report."""
+    from .results import load_results
+
+    try:
+        records = load_results(run_dir, kind=None)
+    except ImgrecError:
+        return []  # a damaged record is reported by lesson 05 and the report, which read them all
+    return sorted({describe_strategy(r) for r in records if r.get("lesson") == number and "replicas" in r})
 
 
 def _parses(path: Path) -> bool:

@@ -109,6 +109,22 @@ def test_choose_precision(monkeypatch):
         training.choose_precision("float8")
 
 
+@pytest.mark.parametrize("capabilities, policy", [([(9, 0)], "mixed_float16"), ([(8, 6), (7, 0)], "mixed_float16"),
+                                                   ([(9, 0), (6, 1)], "float32"), ([None], "float32")])
+def test_choose_precision_on_gpus_follows_their_compute_capability(monkeypatch, capabilities, policy):
+    """mixed_float16 only where every GPU has float16 tensor cores (compute capability 7.0+), said in words."""
+    import tensorflow as tf
+
+    monkeypatch.delenv("IMGREC_PRECISION", raising=False)
+    gpus = [f"GPU:{i}" for i in range(len(capabilities))]
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: gpus if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                        lambda gpu: {"compute_capability": capabilities[gpus.index(gpu)]} if capabilities[gpus.index(gpu)] else {})
+    chosen, why = training.choose_precision("auto")
+    slowest = min(c or (0, 0) for c in capabilities)
+    assert chosen == policy and why.startswith(policy) and f"compute capability {slowest[0]}.{slowest[1]}" in why
+
+
 def test_choose_precision_from_the_environment(monkeypatch):
     monkeypatch.setenv("IMGREC_PRECISION", "float32")
     assert training.choose_precision("auto") == ("float32", "float32 (chosen by the IMGREC_PRECISION environment variable)")

@@ -71,7 +71,7 @@ def test_lesson_structure(path):
         assert re.search(rf"^{name} = ", params[0].source, re.M), f"parameter {name} missing"
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     assert "from imgrec_helpers import" in code
-    assert f'running.start_lesson("{path.name[:2]}", PROFILE, SEED, RUN_DIR, DATA_HOME)' in code
+    assert re.search(rf'running.start_lesson\("{path.name[:2]}", PROFILE, SEED, RUN_DIR, DATA_HOME[,)]', code)
     assert "assert " in code  # claims are checked
 
 
@@ -89,7 +89,8 @@ def test_every_number_parameter_is_checked_before_use(path):
         value = ast.literal_eval(statement.value)
         if name == "SEED" or isinstance(value, (str, dict)):
             continue  # SEED: start_lesson checks it; names and paths: checked where they are used
-        used = [f'lesson.setting("{name.lower()}", {name})', f'running.check_parameter("{name}", {name}']
+        used = [f'lesson.setting("{name.lower()}", {name})', f'running.check_parameter("{name}", {name}',
+                f"{name.lower()}={name})"]  # CPU_DEVICES: start_lesson checks it
         assert any(u in code for u in used), f"{path.name}: parameter {name} is not checked"
 
 
