@@ -1,25 +1,29 @@
 """imgrec_helpers: the shared helper package of the imgrec course.
 
-Modules, by concern (each function's docstring names the lesson that uses it). The lessons make
-every Keras call they teach themselves; these modules are the plumbing around them:
+Two layers. The modules of this package itself are **the lessons' helpers**: what the notebooks import. The
+lessons make every Keras call they teach themselves; these modules are the plumbing around them (each
+function's docstring names the lesson that uses it):
 
-- ``running``: each lesson's setup cell, ``lesson.record``, the headless runner (all, ``imgrec run``)
+- ``running``: each lesson's setup cell (``start_lesson``), ``lesson.setting``, ``lesson.record``, parameter checks
 - ``profiles``: the full / quick / smoke settings, in one place
 - ``quiet``: TensorFlow started without its C++ log (every setup cell, the ``imgrec`` command)
 - ``hardware``: CPU model and flags, cores, memory, GPUs, detected in one place
-- ``data``: the data home, CIFAR-10, photos of any mode, image folders (01-06)
+- ``sources``: the data home, the registry of pinned sources, the mirror, fetching (01-07)
+- ``data``: CIFAR-10, photos of any mode, image folders (01-07)
 - ``models``: the reference CNN and the feature head, reused after lesson 02 / 04 taught them (05, bench)
-- ``training``: CPU speed settings, precision choice, evaluation arithmetic (02, 04, 05)
-- ``applications``: which Keras Applications model a lesson runs on, and why (03, 04, 06, ``imgrec predict``)
-- ``weights``: the Keras cache and the data home's weight files (03, 04, 06)
-- ``imagenet``: ImageNet class ids and top-1 accuracy (03)
-- ``persistence``: atomic, umask-respecting files; ``.keras`` files with class names (02-06)
-- ``prediction``: batched ``imgrec predict`` and ``imgrec evaluate``
-- ``plots``: the figures that are not the lesson (01-06)
-- ``results``: result records and the comparison table (02-06); ``report``: ``report.html``
+- ``training``: CPU speed settings, precision choice, devices for ``tf.distribute``, evaluation arithmetic (02, 04, 05)
+- ``applications``: which Keras Applications model a lesson runs on, and why; its weights (03, 04, 06, 07)
+- ``weights``: the Keras cache and the data home's weight files (03, 04, 06, 07)
+- ``imagenet``: ImageNet class ids and top-1 accuracy (03, 07)
+- ``persistence``: atomic, umask-respecting files; ``.keras`` and ``.tflite`` files with class names (02-07)
+- ``plots``: the figures that are not the lesson (01-07)
+- ``results``: result records and the comparison table (02-07); ``deployment``: lesson 07's table
 - ``cloud``: Cloud Vision requests, responses and recordings (06); ``ocr``: offline OCR and its error rate (06)
-- ``lab``: ``imgrec lab``, JupyterLab on the student's own copies; ``bench``: ``imgrec bench``
-- ``errors``: one-line errors; ``cli``: the ``imgrec`` command
+- ``errors``: one-line errors
+
+The subpackage :mod:`imgrec_helpers.course` is **the course tooling** (the ``imgrec`` command: runner, manifest,
+report, predict/evaluate, lab, bench). It imports the helpers; the helpers never import it
+(``tests/test_packaging.py``).
 
 Import the modules you need: ``from imgrec_helpers import data, plots``.
 """

@@ -1,4 +1,4 @@
 """``python -m imgrec_helpers`` is the same as the ``imgrec`` command."""
-from .cli import main
+from .course.cli import main
 
 raise SystemExit(main())

@@ -225,7 +225,7 @@ def _available(app: Application, include_top: bool, size: int, data_home: str | 
     """``(weights argument, reason)`` when ``app``'s ImageNet weights can be had here, else None."""
     cache = weights.keras_cache_dir()
     file_name = app.weight_file(include_top, size)
-    cached = weights.cached_weights(app.name, include_top, size)
+    cached = cached_weights(app.name, include_top, size)
     fetched = ""
     if cached is None:
         cached = _fetched(app, include_top, size, data_home)
@@ -270,7 +270,7 @@ def choose(name: str, fallback: str | None = None, *, include_top: bool = True, 
         stand_in = application(fallback)
         fb_size = size if not include_top else stand_in.size
         _check_size(stand_in, include_top, fb_size)
-        cached = (weights.cached_weights(stand_in.name, include_top, fb_size)
+        cached = (cached_weights(stand_in.name, include_top, fb_size)
                   or _fetched(stand_in, include_top, fb_size, data_home))
         if cached is None:
             first, second = app.weight_file(include_top, size), stand_in.weight_file(include_top, fb_size)
@@ -351,7 +351,7 @@ def load_application(name: str, *, include_top: bool = True, weights: str | os.P
                          "use weights=None to train the same architecture for your classes, or include_top=False")
     _weights.prepare_keras_cache(data_home)
     choice = choose(app.name, include_top=include_top, size=size, data_home=data_home)
-    cached = _weights.cached_weights(app.name, include_top, size)
+    cached = cached_weights(app.name, include_top, size)
     try:
         return _construct(constructor, app, weights=choice.weights, **kwargs)
     except (ModelError, WeightsError):
@@ -377,3 +377,35 @@ __all__ = [
     "Application", "APPLICATIONS", "application", "model_names", "display_name", "input_size", "Choice",
     "choose", "load_application",
 ]
+
+
+def cached_weights(name: str, include_top: bool = True, size: int | None = None) -> Path | None:
+    """The file in the Keras cache holding ``name``'s ImageNet weights for these settings, if any (lessons 03, 04).
+
+    Without the top, the convolution weights do not depend on the input size, so a file saved for
+    another size of the same model serves as well (MobileNetV2 0.35 at 160 px can load the 224 px file,
+    given as ``weights=path``).
+    """
+    app = application(name)
+    cache = weights.keras_cache_dir()
+    exact = cache / app.weight_file(include_top, size)
+    if exact.is_file():
+        return exact
+    if not include_top and "{size}" in app.notop_file:
+        for other in app.sizes:
+            candidate = cache / app.notop_file.format(size=other)
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def weights_available(name: str, include_top: bool = True, size: int | None = None) -> bool:
+    """True when the ImageNet weights for these settings are in the Keras cache (lessons 03, 04)."""
+    return cached_weights(name, include_top, size) is not None
+
+
+def weights_status(name: str, include_top: bool = True, size: int | None = None) -> str:
+    """``"cached"`` or ``"not cached (downloads ~528 MB on first use)"`` (lesson 03, ``imgrec predict --list``)."""
+    if cached_weights(name, include_top, size) is not None:
+        return "cached"
+    return f"not cached (downloads ~{application(name).download_mb(include_top):g} MB on first use)"

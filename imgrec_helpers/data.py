@@ -16,17 +16,16 @@ import os
 import pickle
 import re
 import tarfile
-import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from .errors import DataError, FileSystemError, ImageError, describe_os_error
 from .persistence import atomic_dir, atomic_path, existing_file, stat_existing
-from .sources import (CIFAR10, FETCH_COMMAND, cache_dir, check_data_home, data_home, fetch_need, file_digest,
+from .sources import (CIFAR10, FETCH_COMMAND, cache_dir, check_data_home, fetch_need, file_digest,
                       folder_lock)
 
 CLASS_NAMES: tuple[str, ...] = (

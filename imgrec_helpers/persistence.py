@@ -373,7 +373,7 @@ def _tflite_model(path: Path) -> Any:
         for buffer in whole.buffers or []:
             if buffer.offset > 1 and buffer.offset + buffer.size > len(raw):  # weights stored after the flatbuffer
                 raise IndexError("weights past the end of the file")
-    except Exception as exc:  # struct.error, IndexError, ...: offsets that point outside the file
+    except Exception:  # struct.error, IndexError, ...: offsets that point outside the file
         raise ModelError(f"{path}: truncated or damaged .tflite file (its tables point outside its {len(raw):,} "
                          f"bytes); {fix}") from None
     return model

@@ -26,7 +26,6 @@ import contextlib
 import functools
 import glob
 import os
-import shutil
 import stat
 import sys
 import tempfile

@@ -103,42 +103,6 @@ def fetch_weights(file_name: str, data_home: str | os.PathLike | None = None) ->
     return cached if cached.is_file() else None
 
 
-def cached_weights(name: str, include_top: bool = True, size: int | None = None) -> Path | None:
-    """The file in the Keras cache holding ``name``'s ImageNet weights for these settings, if any (lessons 03, 04).
-
-    Without the top, the convolution weights do not depend on the input size, so a file saved for
-    another size of the same model serves as well (MobileNetV2 0.35 at 160 px can load the 224 px file,
-    given as ``weights=path``).
-    """
-    from .applications import application
-
-    app = application(name)
-    cache = keras_cache_dir()
-    exact = cache / app.weight_file(include_top, size)
-    if exact.is_file():
-        return exact
-    if not include_top and "{size}" in app.notop_file:
-        for other in app.sizes:
-            candidate = cache / app.notop_file.format(size=other)
-            if candidate.is_file():
-                return candidate
-    return None
-
-
-def weights_available(name: str, include_top: bool = True, size: int | None = None) -> bool:
-    """True when the ImageNet weights for these settings are in the Keras cache (lessons 03, 04)."""
-    return cached_weights(name, include_top, size) is not None
-
-
-def weights_status(name: str, include_top: bool = True, size: int | None = None) -> str:
-    """``"cached"`` or ``"not cached (downloads ~528 MB on first use)"`` (lesson 03, ``imgrec predict --list``)."""
-    from .applications import application
-
-    if cached_weights(name, include_top, size) is not None:
-        return "cached"
-    return f"not cached (downloads ~{application(name).download_mb(include_top):g} MB on first use)"
-
-
 def class_index_available() -> bool:
     """True when ``imagenet_class_index.json`` (the labels of ``decode_predictions``) is in the Keras cache."""
     return (keras_cache_dir() / CLASS_INDEX_FILE).is_file()
@@ -173,6 +137,6 @@ def missing_weights_error(file_name: str, reason: str) -> WeightsError:
 
 __all__ = [
     "KERAS_WEIGHTS_HOST", "CLASS_INDEX_HOST", "CLASS_INDEX_FILE", "keras_cache_dir", "prepare_keras_cache", "fetch_weights",
-    "cached_weights", "weights_available", "weights_status", "class_index_available", "can_reach",
+    "class_index_available", "can_reach",
     "missing_weights_error",
 ]

@@ -1,6 +1,7 @@
 """Shared fixtures: a CIFAR-format archive made by the tests, the real data home when present, and the one
 smoke run of the whole course that tests/test_course.py checks."""
 from __future__ import annotations
+from imgrec_helpers.course import runner
 
 import functools
 import io
@@ -96,12 +97,12 @@ def _real_home() -> tuple[Path | None, str]:
     at the pre-seeded classroom folder) or the public addresses. Returns ``(home, "")`` or ``(None, why not)``;
     done once per process (the files are hash-checked; a second worker waits on the folder lock, then verifies)."""
     if "home" not in _FILLED:
-        from imgrec_helpers import running, sources
+        from imgrec_helpers import sources
         from imgrec_helpers.errors import ImgrecError
 
         try:
             home = sources.check_data_home()
-            sources.fetch_needs([p.name for p in running.course_notebooks()], home, log=lambda line: None)
+            sources.fetch_needs([p.name for p in runner.course_notebooks()], home, log=lambda line: None)
             _FILLED["home"] = (home, "")
         except ImgrecError as exc:
             _FILLED["home"] = (None, str(exc))

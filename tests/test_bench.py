@@ -1,4 +1,4 @@
-"""The benchmark's measuring parts on tiny inputs (imgrec_helpers.bench): they measure, not pretend."""
+"""The benchmark's measuring parts on tiny inputs (imgrec_helpers.course.bench): they measure, not pretend."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from imgrec_helpers import bench
+from imgrec_helpers.course import bench
 
 
 @pytest.mark.realdata

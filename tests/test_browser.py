@@ -30,7 +30,6 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from imgrec_helpers import running
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM = Path(os.environ.get("IMGREC_CHROMIUM", "/usr/bin/chromium"))

@@ -10,7 +10,8 @@ import sys
 import pytest
 from PIL import Image
 
-from imgrec_helpers import cli, persistence
+from imgrec_helpers import persistence
+from imgrec_helpers.course import cli
 
 
 @pytest.fixture(scope="module")
@@ -193,9 +194,9 @@ def test_evaluate_empty_and_one_class_folders(saved_model, tmp_path, capsys):
 
 
 def test_bench_takes_the_module_options_and_hands_them_on(tmp_path, monkeypatch):
-    """``imgrec bench`` has the options of ``python -m imgrec_helpers.bench`` and passes them on unchanged
+    """``imgrec bench`` has the options of ``python -m imgrec_helpers.course.bench`` and passes them on unchanged
     (bench.run applies --emulate-avx2 before TensorFlow starts)."""
-    from imgrec_helpers import bench
+    from imgrec_helpers.course import bench
 
     seen = []
     options = ("quick", "data_home", "levers", "emulate_avx2")

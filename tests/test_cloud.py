@@ -17,7 +17,9 @@ from google.api_core import exceptions as api_exceptions
 from google.auth import credentials as ga_credentials
 from google.cloud import vision
 
-from imgrec_helpers import cloud, report
+from imgrec_helpers import cloud
+from imgrec_helpers.course import runner
+from imgrec_helpers.course import report
 from imgrec_helpers.results import record_result
 
 JPEG_START = b"\xff\xd8\xff\xe0" + bytes(range(200))  # bytes that stand in for a photo file
@@ -297,7 +299,6 @@ def test_lesson_06_replays_a_recording(real_home, tmp_path):
     import nbformat
     import papermill
 
-    from imgrec_helpers import running
     from imgrec_helpers.results import load_results
 
     samples = real_home / "images" / "samples"
@@ -308,9 +309,9 @@ def test_lesson_06_replays_a_recording(real_home, tmp_path):
     cloud.save_recording(tmp_path / "given", sent, answers, seconds=0.8,
                          when=dt.datetime(2026, 11, 30, 12, 0, tzinfo=dt.timezone.utc))
     run_dir, executed = tmp_path / "run", tmp_path / "06.ipynb"
-    env = running.kernel_env(tmp_path)
+    env = runner.kernel_env(tmp_path)
     with mock.patch.dict("os.environ", env):
-        papermill.execute_notebook(str(running.NOTEBOOKS_DIR / "06_cloud_vision.ipynb"), str(executed),
+        papermill.execute_notebook(str(runner.NOTEBOOKS_DIR / "06_cloud_vision.ipynb"), str(executed),
                                    parameters={"PROFILE": "smoke", "RUN_DIR": str(run_dir), "DATA_HOME": str(real_home),
                                                "RECORDED": str(tmp_path / "given"), "CLOUD": "off"},
                                    progress_bar=False, kernel_name="python3")

@@ -22,10 +22,11 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from imgrec_helpers import results, running
+from imgrec_helpers import results
+from imgrec_helpers.course import runner
 
 REPO = Path(__file__).resolve().parent.parent
-NOTEBOOKS = running.course_notebooks(REPO / "notebooks")
+NOTEBOOKS = runner.course_notebooks(REPO / "notebooks")
 TF_LOG = re.compile(r"I0000|W0000|E0000|cuInit|oneDNN custom operations|absl::InitializeLog")
 
 _spec = importlib.util.spec_from_file_location("nbtools", REPO / "tools" / "nbtools.py")

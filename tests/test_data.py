@@ -1,7 +1,6 @@
 """imgrec_helpers.data: the CIFAR-10 loader (every source, every failure) and the small data helpers."""
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 
@@ -9,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import PER_BATCH, fake_batches, write_archive, write_batches
-from imgrec_helpers import data
+from imgrec_helpers import data, sources
 from imgrec_helpers.errors import DataError, FileSystemError
 
 
@@ -206,10 +205,10 @@ def test_no_download_flag(tmp_path, isolated_cache):
 
 def test_data_home_resolution(tmp_path, monkeypatch):
     monkeypatch.setenv("IMGREC_DATA_HOME", str(tmp_path))
-    assert data.data_home() == tmp_path.resolve()
-    assert data.data_home(tmp_path / "x") == (tmp_path / "x").resolve()
+    assert sources.data_home() == tmp_path.resolve()
+    assert sources.data_home(tmp_path / "x") == (tmp_path / "x").resolve()
     monkeypatch.delenv("IMGREC_DATA_HOME")
-    assert data.data_home().name == "data"
+    assert sources.data_home().name == "data"
 
 
 def test_small_helpers():

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgrec_helpers import cli, deployment, persistence, quiet
+from imgrec_helpers import deployment, persistence, quiet
+from imgrec_helpers.course import cli
 from imgrec_helpers.errors import ModelError
 
 quiet.import_tensorflow()

@@ -16,6 +16,7 @@ import nbformat
 import pytest
 
 from imgrec_helpers import results, running, training
+from imgrec_helpers.course import runner
 
 REPO = Path(__file__).resolve().parent.parent
 LESSON_02 = REPO / "notebooks" / "02_cnn_from_scratch.ipynb"
@@ -33,7 +34,7 @@ def _execute(notebook: Path, out: Path, folder: Path, **parameters) -> nbformat.
                    for name, value in parameters.items())
     proc = subprocess.run([sys.executable, "-m", "papermill", str(notebook), str(out), "-y", yaml,
                            "--kernel", "python3", "--no-progress-bar", "--log-level", "ERROR"],
-                          capture_output=True, text=True, env=running.kernel_env(folder), timeout=900)
+                          capture_output=True, text=True, env=runner.kernel_env(folder), timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     return nbformat.read(out, as_version=4)
 

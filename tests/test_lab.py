@@ -14,7 +14,7 @@ import sys
 import nbformat
 import pytest
 
-from imgrec_helpers import cli, lab
+from imgrec_helpers.course import cli, lab
 from imgrec_helpers.errors import ImgrecError
 
 

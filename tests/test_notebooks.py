@@ -20,10 +20,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from imgrec_helpers import running
+from imgrec_helpers.course import runner
 
 REPO = Path(__file__).resolve().parent.parent
-NOTEBOOKS = running.course_notebooks(REPO / "notebooks")
+NOTEBOOKS = runner.course_notebooks(REPO / "notebooks")
 CHECK = "# NBVAL_CHECK_OUTPUT"
 
 _spec = importlib.util.spec_from_file_location("nbtools", REPO / "tools" / "nbtools.py")
@@ -121,7 +121,7 @@ def test_the_reference_check_can_fail():
 
 @pytest.mark.slow
 def test_headless_kernels_show_what_jupyterlab_shows_but_no_tensorflow_start_up(tmp_path):
-    """Kernels started with ``running.kernel_env`` capture file-descriptor output, as JupyterLab's do: a
+    """Kernels started with ``runner.kernel_env`` capture file-descriptor output, as JupyterLab's do: a
     line written to fd 2 appears in the notebook as stderr (a bare ``import tensorflow`` there shows its
     C++ start-up log), while TensorFlow started by ``quiet.import_tensorflow`` leaves no output."""
     import papermill
@@ -137,7 +137,7 @@ def test_headless_kernels_show_what_jupyterlab_shows_but_no_tensorflow_start_up(
 
     old = dict(os.environ)
     os.environ.clear()
-    os.environ.update(running.kernel_env(tmp_path))  # papermill's kernel inherits this process's environment
+    os.environ.update(runner.kernel_env(tmp_path))  # papermill's kernel inherits this process's environment
     try:
         executed = papermill.execute_notebook(str(tmp_path / "in.ipynb"), str(tmp_path / "out.ipynb"),
                                               kernel_name="python3", progress_bar=False)

@@ -1,6 +1,7 @@
 """Packaging: environment.yml and pyproject.toml name the same dependencies; README's two commands are CI's."""
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -43,5 +44,69 @@ def test_readme_commands_are_the_ones_ci_runs():
 
 def test_console_command_is_declared():
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    assert project["scripts"]["imgrec"] == "imgrec_helpers.cli:main"
+    assert project["scripts"]["imgrec"] == "imgrec_helpers.course.cli:main"
     assert (REPO / "imgrec_helpers" / "__main__.py").is_file()
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """Every module of the package -> the package modules it imports (at module top or inside functions),
+    read from the source with ``ast``: ``{"imgrec_helpers.course.cli": {"imgrec_helpers.errors", ...}}``."""
+    import ast
+
+    package = REPO / "imgrec_helpers"
+    modules = {".".join(p.relative_to(REPO).with_suffix("").parts): p for p in package.rglob("*.py")}
+    modules = {name.removesuffix(".__init__"): path for name, path in modules.items()}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        here = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+        found: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(here.split(".")[:len(here.split(".")) - node.level + 1] + ([base] if base else []))
+                targets = [f"{base}.{alias.name}" for alias in node.names] + [base]
+            elif isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            else:
+                continue
+            found |= {t for t in targets if t in modules and t != name and t != "imgrec_helpers"}
+        graph[name] = found
+    return graph
+
+
+def test_the_lessons_helpers_never_import_the_course_tooling():
+    """``imgrec_helpers`` holds what the notebooks import; ``imgrec_helpers.course`` the tooling (runner, manifest,
+    report, CLI, lab, predict, bench). The tooling may import the helpers, never the other way round."""
+    graph = _package_imports()
+    assert any(name.startswith("imgrec_helpers.course.") for name in graph)
+    wrong = {name: sorted(t for t in targets if t.startswith("imgrec_helpers.course"))
+             for name, targets in graph.items() if not name.startswith("imgrec_helpers.course")
+             and name != "imgrec_helpers.__main__"}
+    assert {k: v for k, v in wrong.items() if v} == {}
+
+
+def test_the_package_has_no_import_cycles():
+    graph = _package_imports()
+    visiting: list[str] = []
+    done: set[str] = set()
+
+    def visit(name: str) -> None:
+        if name in visiting:
+            raise AssertionError("import cycle: " + " -> ".join(visiting[visiting.index(name):] + [name]))
+        if name in done:
+            return
+        visiting.append(name)
+        for target in sorted(graph[name]):
+            visit(target)
+        visiting.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
+
+
+def test_the_notebooks_import_only_the_lessons_helpers():
+    for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+        assert "imgrec_helpers.course" not in code and "from imgrec_helpers import" in code, path.name

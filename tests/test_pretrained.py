@@ -216,14 +216,14 @@ def test_prepare_keras_cache_links_without_touching_the_data_home(tmp_path, kera
 
 
 def test_weights_status(keras_home, empty_data_home):
-    assert weights.weights_status("vgg16") == "not cached (downloads ~528 MB on first use)"
-    assert not weights.weights_available("mobilenetv2-0.35", include_top=False, size=160)
+    assert applications.weights_status("vgg16") == "not cached (downloads ~528 MB on first use)"
+    assert not applications.weights_available("mobilenetv2-0.35", include_top=False, size=160)
     cache = keras_home / "models"
     cache.mkdir()
     (cache / "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5").write_bytes(b"x")
     # without the top, the 224 px file serves every input size
-    assert weights.weights_status("mobilenetv2-0.35", include_top=False, size=160) == "cached"
-    assert not weights.weights_available("mobilenetv2-0.35", include_top=True)
+    assert applications.weights_status("mobilenetv2-0.35", include_top=False, size=160) == "cached"
+    assert not applications.weights_available("mobilenetv2-0.35", include_top=True)
 
 
 def test_missing_weights_offline_is_a_fast_one_line_error(keras_home, empty_data_home, offline):

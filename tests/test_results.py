@@ -8,7 +8,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from imgrec_helpers import persistence, plots, report, results
+from imgrec_helpers import persistence, plots, results
+from imgrec_helpers.course import report
 from imgrec_helpers.errors import ImgrecError
 
 RECORD = dict(approach="CNN from scratch", model="reference CNN", train_images=45000, epochs=5,

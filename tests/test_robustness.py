@@ -24,6 +24,7 @@ from PIL import Image
 
 from conftest import REPO, fake_batches, write_archive, write_batches, write_notebook
 from imgrec_helpers import data, persistence
+from imgrec_helpers.course import manifest as run_manifest
 from imgrec_helpers.errors import DataError, ImageError
 
 PY = sys.executable
@@ -207,7 +208,7 @@ def test_options_between_model_and_images(models, public, capsys):
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr
     lines = [json.loads(x) for x in proc.stdout.splitlines()]
     assert [x["image"] for x in lines] == [str(a), str(b)] and all(len(x["predictions"]) == 2 for x in lines)
-    from imgrec_helpers import cli  # the options after the images: the same parser, here in this process
+    from imgrec_helpers.course import cli  # the options after the images: the same parser, here in this process
 
     assert cli.main(["predict", str(models["tiny"]), str(a), str(b), "--json", "--top", "2"]) == 0
     assert capsys.readouterr().out == proc.stdout
@@ -499,7 +500,7 @@ def test_ctrl_c_swallowed_by_a_finalizer_still_stops_predict(models, public, cap
     import signal
     import threading
 
-    from imgrec_helpers import cli, prediction
+    from imgrec_helpers.course import cli, prediction
 
     monkeypatch.setattr(cli, "_CTRL_C", threading.Event())
     monkeypatch.setattr(signal, "signal", lambda *a: None)  # leave this test process's own handlers alone
@@ -529,8 +530,8 @@ def test_ctrl_c_swallowed_by_a_finalizer_still_stops_predict(models, public, cap
 
 def _run_script(folder: Path) -> str:
     """`imgrec ARGS` with the runner pointed at a folder of test notebooks."""
-    return ("import functools, sys; from imgrec_helpers import cli, running; "
-            f"running.run_course = functools.partial(running.run_course, notebooks_dir={str(folder)!r}); "
+    return ("import functools, sys; from imgrec_helpers.course import cli, runner; "
+            f"runner.run_course = functools.partial(runner.run_course, notebooks_dir={str(folder)!r}); "
             "sys.exit(cli.main(sys.argv[1:]))")
 
 
@@ -586,18 +587,16 @@ def test_run_outputs_respect_the_umask(public):
 
 
 def test_manifest_update_on_a_full_disk_is_written_in_place(small_disk):
-    from imgrec_helpers import running
-
     path = small_disk / "manifest.json"
     manifest = {"profile": "smoke", "seed": 1, "status": "running", "notebooks": {"01_a.ipynb": {"status": "running"}}}
-    running._write_manifest(path, manifest)
+    run_manifest._write_manifest(path, manifest)
     with open(small_disk / "filler", "wb", buffering=0) as fh, contextlib.suppress(OSError):
         while True:
             fh.write(b"x" * 4096)
             fh.flush()
     manifest["notebooks"]["01_a.ipynb"].update(status="failed", error="the disk is full " * 5)
     manifest["status"] = "failed"
-    running._write_manifest(path, manifest)  # no room for a temporary copy: the old file's room is used
+    run_manifest._write_manifest(path, manifest)  # no room for a temporary copy: the old file's room is used
     assert json.loads(path.read_text()) == manifest
     assert not list(small_disk.glob(".*partial*"))
 

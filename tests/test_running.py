@@ -9,6 +9,7 @@ import pytest
 
 from conftest import write_notebook
 from imgrec_helpers import profiles, running
+from imgrec_helpers.course import manifest, runner
 from imgrec_helpers.errors import ImgrecError
 
 
@@ -38,7 +39,7 @@ def test_run_writes_executed_copies_and_manifest_and_names_the_failure(course, t
     out = tmp_path / "run"
     lines = []
     with pytest.raises(ImgrecError) as err:
-        running.run_course("smoke", out, notebooks_dir=course, seed=7, report=False, log=lines.append)
+        runner.run_course("smoke", out, notebooks_dir=course, seed=7, report=False, log=lines.append)
     message = str(err.value)
     assert "02_second.ipynb" in message and "code cell 3 [raise ValueError(" in message and "ValueError: broken on purpose" in message
     assert (out / "smoke-7.txt").read_text() == "ran"  # parameters reached the notebook
@@ -65,7 +66,7 @@ def test_the_course_errors_are_one_line_in_a_notebook(tmp_path):
     folder.mkdir()
     write_notebook(folder / "01_photo.ipynb", "from imgrec_helpers import data", "data.load_image('/no/such/photo.jpg', 32)")
     with pytest.raises(ImgrecError) as err:
-        running.run_course("smoke", tmp_path / "run", notebooks_dir=folder, report=False, log=lambda s: None)
+        runner.run_course("smoke", tmp_path / "run", notebooks_dir=folder, report=False, log=lambda s: None)
     assert "ImageError: /no/such/photo.jpg: no such image file" in str(err.value)
     failed = nbformat.read(tmp_path / "run" / "01_photo.failed.ipynb", as_version=4)
     errors = [o for c in failed.cells for o in c.get("outputs", []) if o.output_type == "error"]
@@ -88,16 +89,16 @@ def test_a_run_dir_that_is_a_file_is_one_line(tmp_path):
 def test_resume_skips_completed_notebooks(course, tmp_path):
     out = tmp_path / "run"
     with pytest.raises(ImgrecError):
-        running.run_course("smoke", out, notebooks_dir=course, report=False, log=lambda s: None)
+        runner.run_course("smoke", out, notebooks_dir=course, report=False, log=lambda s: None)
     (out / "smoke-42.txt").unlink()
     write_notebook(course / "02_second.ipynb", "print('fixed')")  # the student fixes notebook 02
     lines = []
-    manifest = running.run_course("smoke", out, notebooks_dir=course, resume=True, report=False, log=lines.append)
+    manifest = runner.run_course("smoke", out, notebooks_dir=course, resume=True, report=False, log=lines.append)
     assert manifest["status"] == "ok" and not (out / "smoke-42.txt").exists()  # 01 was not run again
     assert any("01_first: already completed, skipped" in line for line in lines)
     assert not (out / "02_second.failed.ipynb").exists() and (out / "02_second.ipynb").is_file()
     with pytest.raises(ImgrecError, match="same --profile"):
-        running.run_course("quick", out, notebooks_dir=course, resume=True, report=False, log=lambda s: None)
+        runner.run_course("quick", out, notebooks_dir=course, resume=True, report=False, log=lambda s: None)
 
 
 def test_timeout_names_the_notebook(tmp_path):
@@ -105,7 +106,7 @@ def test_timeout_names_the_notebook(tmp_path):
     folder.mkdir()
     write_notebook(folder / "01_slow.ipynb", "import time; time.sleep(120)")
     with pytest.raises(ImgrecError, match=r"01_slow.ipynb timed out after 8 s"):
-        running.run_course("smoke", tmp_path / "run", notebooks_dir=folder, timeout=8, report=False,
+        runner.run_course("smoke", tmp_path / "run", notebooks_dir=folder, timeout=8, report=False,
                            log=lambda s: None)
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["notebooks"]["01_slow.ipynb"]["status"] == "timeout"
@@ -113,10 +114,10 @@ def test_timeout_names_the_notebook(tmp_path):
 
 def test_selection_and_bad_names(course, tmp_path):
     with pytest.raises(ImgrecError, match="unknown notebook '07'"):
-        running.run_course("smoke", tmp_path / "r", notebooks=["07"], notebooks_dir=course, report=False)
+        runner.run_course("smoke", tmp_path / "r", notebooks=["07"], notebooks_dir=course, report=False)
     with pytest.raises(ImgrecError, match="nothing to resume"):
-        running.run_course("smoke", tmp_path / "empty", notebooks_dir=course, resume=True, report=False)
-    manifest = running.run_course("smoke", tmp_path / "one", notebooks=["01"], notebooks_dir=course,
+        runner.run_course("smoke", tmp_path / "empty", notebooks_dir=course, resume=True, report=False)
+    manifest = runner.run_course("smoke", tmp_path / "one", notebooks=["01"], notebooks_dir=course,
                                   report=False, log=lambda s: None)
     assert list(manifest["notebooks"]) == ["01_first.ipynb"] and manifest["status"] == "ok"
 
@@ -147,10 +148,10 @@ def test_killed_run_keeps_previous_outputs_and_the_next_run_works(tmp_path):
     write_notebook(folder / "02_slow.ipynb", "import time, os; time.sleep(float(os.environ.get('SLOW', '0')))",
               "print('two')")
     out = tmp_path / "run"
-    running.run_course("smoke", out, notebooks_dir=folder, report=False, log=lambda s: None)
+    runner.run_course("smoke", out, notebooks_dir=folder, report=False, log=lambda s: None)
     good = (out / "02_slow.ipynb").read_bytes()
 
-    script = (f"from imgrec_helpers.running import run_course; "
+    script = (f"from imgrec_helpers.course.runner import run_course; "
               f"run_course('smoke', {str(out)!r}, notebooks_dir={str(folder)!r}, report=False)")
     proc = subprocess.Popen([sys.executable, "-c", script], env=dict(os.environ, SLOW="60"),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -163,7 +164,7 @@ def test_killed_run_keeps_previous_outputs_and_the_next_run_works(tmp_path):
         except (ValueError, KeyError, OSError):
             pass
     with pytest.raises(ImgrecError, match=rf"another imgrec run \(process {proc.pid} on .*\) is still writing"):
-        running.run_course("smoke", out, notebooks_dir=folder, report=False, log=lambda s: None)  # not at once
+        runner.run_course("smoke", out, notebooks_dir=folder, report=False, log=lambda s: None)  # not at once
     time.sleep(4)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
@@ -171,12 +172,12 @@ def test_killed_run_keeps_previous_outputs_and_the_next_run_works(tmp_path):
     assert (out / "02_slow.ipynb").read_bytes() == good  # the previous executed copy is intact
     manifest = json.loads((out / "manifest.json").read_text())  # still valid JSON
     assert manifest["notebooks"]["02_slow.ipynb"]["status"] == "running" and manifest["pid"] == proc.pid
-    read = running.read_manifest(out)  # the runner is gone: read as interrupted, saying so
+    read = manifest.read_manifest(out)  # the runner is gone: read as interrupted, saying so
     assert read["status"] == "interrupted" and f"process {proc.pid}" in read["note"]
     assert read["notebooks"]["02_slow.ipynb"]["status"] == "interrupted"
     assert read["notebooks"]["01_fast.ipynb"]["status"] == "ok"
     time.sleep(2)  # papermill got SIGTERM when its parent died; nothing keeps writing
-    manifest = running.run_course("smoke", out, notebooks_dir=folder, report=False, log=lambda s: None)
+    manifest = runner.run_course("smoke", out, notebooks_dir=folder, report=False, log=lambda s: None)
     assert manifest["status"] == "ok"
     nbformat.validate(nbformat.read(out / "02_slow.ipynb", as_version=4))
 
@@ -191,9 +192,9 @@ def test_sigterm_is_recorded_as_interrupted(tmp_path):
     folder.mkdir()
     write_notebook(folder / "01_slow.ipynb", "import time; time.sleep(60)")
     out = tmp_path / "run"
-    script = ("import signal, sys; from imgrec_helpers import cli, running; "
+    script = ("import signal, sys; from imgrec_helpers.course import cli, runner; "
               "signal.signal(signal.SIGTERM, cli._interrupt); "
-              f"running.run_course('smoke', {str(out)!r}, notebooks_dir={str(folder)!r}, report=False)")
+              f"runner.run_course('smoke', {str(out)!r}, notebooks_dir={str(folder)!r}, report=False)")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)
     deadline = time.time() + 60
@@ -216,18 +217,18 @@ def test_a_running_manifest_is_only_settled_when_its_runner_is_gone(tmp_path, mo
             "notebooks": {"01.ipynb": {"status": "ok"}, "02.ipynb": {"status": "running"}}}
     for pid, status in [(os.getpid(), "running"), (2 ** 22 + 12345, "interrupted")]:  # alive; no such process
         (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": pid}))
-        assert running.read_manifest(tmp_path)["status"] == status
+        assert manifest.read_manifest(tmp_path)["status"] == status
     for other in [{"host": "another-machine"}, {"pid": 0}, {"pid": -1}, {"pid": True}, {"pid": None}]:
         (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": 2 ** 22 + 12345, **other}))
-        assert running.read_manifest(tmp_path)["status"] == "running", other  # cannot tell: as written
-    me = running.process_identity(os.getpid())
+        assert manifest.read_manifest(tmp_path)["status"] == "running", other  # cannot tell: as written
+    me = manifest.process_identity(os.getpid())
     if me is not None:  # Linux: a live process that took a killed runner's id is not that runner
         (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": os.getpid(), "process": me}))
-        assert running.read_manifest(tmp_path)["status"] == "running"
+        assert manifest.read_manifest(tmp_path)["status"] == "running"
         for other in [me.split(":")[0] + ":1", "another-boot-id:" + me.split(":")[1]]:
             (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": os.getpid(), "process": other}))
-            assert running.read_manifest(tmp_path)["status"] == "interrupted", other
-    from imgrec_helpers.report import write_report
+            assert manifest.read_manifest(tmp_path)["status"] == "interrupted", other
+    from imgrec_helpers.course.report import write_report
 
     (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": 2 ** 22 + 12345}))
     html = write_report(tmp_path).read_text()

@@ -16,7 +16,8 @@ import threading
 
 import pytest
 
-from imgrec_helpers import cli, sources
+from imgrec_helpers import sources
+from imgrec_helpers.course import cli
 from imgrec_helpers.errors import DataError
 
 REPO = Path(__file__).resolve().parent.parent

@@ -32,9 +32,10 @@ from typing import Callable
 
 import nbformat
 
-from .errors import ImgrecError
-from .persistence import atomic_path
-from .running import NOTEBOOKS_DIR, REPO_ROOT, course_notebooks
+from ..errors import ImgrecError
+from ..persistence import atomic_path
+from ..running import REPO_ROOT
+from .runner import NOTEBOOKS_DIR, course_notebooks
 
 DEFAULT_DIR = REPO_ROOT / "my-notebooks"
 STATE_FILE = ".imgrec-lab.json"

@@ -14,10 +14,10 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from . import data
-from .errors import DataError, ImageError, ImgrecError, ModelError
-from .persistence import check_model_file, check_tflite_file, load_model, read_model_info, read_tflite_info
-from .quiet import library_output
+from .. import data
+from ..errors import DataError, ImageError, ImgrecError, ModelError
+from ..persistence import check_model_file, check_tflite_file, load_model, read_model_info, read_tflite_info
+from ..quiet import library_output
 
 
 @dataclass
@@ -87,7 +87,7 @@ class Predictor:
         """Top-``k`` predictions for a batch of RGB uint8 images at :attr:`image_size`, in one call
         of the model (``predict_on_batch``: the whole batch at once, without ``predict``'s per-call set-up)."""
         if self.kind == "imagenet":
-            from .applications import application
+            from ..applications import application
 
             module = application(self.name).keras_module()  # e.g. keras.applications.vgg16
             batch = module.preprocess_input(np.asarray(images, dtype=np.float32))
@@ -149,7 +149,7 @@ def check_model_spec(spec: str) -> str:
     if spec.endswith(".keras") or os.path.exists(spec):
         check_model_file(spec)
         return "saved"
-    from .applications import application
+    from ..applications import application
 
     application(spec)  # lists the known names for a typo
     return "imagenet"
@@ -242,9 +242,9 @@ def load_predictor(spec: str, data_home: str | os.PathLike | None = None) -> Pre
         model = load_model(path, compile=False)  # predictions need no optimizer state
         size = _check_saved_model(path, model, list(names))
         return Predictor(path.name, model, size, "saved", list(names), info.get("input_scale", "0-1"))
-    from . import applications, weights
+    from .. import applications, sources, weights
 
-    weights.prepare_keras_cache(data.data_home(data_home))
+    weights.prepare_keras_cache(sources.data_home(data_home))
     model = applications.load_application(spec)
     size = applications.input_size(spec)
     return Predictor(spec, model, (size, size), "imagenet")

@@ -26,8 +26,8 @@ import sys
 import threading
 from typing import Any, NoReturn, Sequence
 
-from .errors import ImgrecError, describe_os_error
-from .profiles import DEFAULT_PROFILE, PROFILES
+from ..errors import ImgrecError, describe_os_error
+from ..profiles import DEFAULT_PROFILE, PROFILES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -68,7 +68,7 @@ def _port(text: str) -> int:
 
 
 def _seed(text: str) -> int:
-    from .running import MAX_SEED  # the rule start_lesson applies to a notebook's SEED
+    from ..running import MAX_SEED  # the rule start_lesson applies to a notebook's SEED
 
     return _whole_number(text, 0, MAX_SEED)
 
@@ -77,7 +77,7 @@ _MIRROR_HELP = ("fetch every file from this base URL or folder (laid out like a 
                 "addresses (default: $IMGREC_DATA_MIRROR)")
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = _Parser(prog="imgrec", description="Image recognition with transfer learning: the course.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -120,7 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", metavar="MODEL", help="a .keras file saved by the course")
     evaluate.add_argument("folder", metavar="FOLDER", help="FOLDER/<class name>/<images>, class names as the model's")
 
-    from .bench import add_arguments as add_bench_arguments  # the same options as python -m imgrec_helpers.bench
+    from .bench import add_arguments as add_bench_arguments  # the same options as python -m imgrec_helpers.course.bench
 
     add_bench_arguments(sub.add_parser("bench", help="measure training and inference speed against plain Keras"))
 
@@ -130,18 +130,17 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser; JupyterLab prints the address")
     lab.add_argument("--print-only", action="store_true", help="copy the lessons, print the JupyterLab command, start nothing")
 
-    return parser
+    return parser, sub.choices
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse ``imgrec`` arguments; each command's options may be mixed with its positional arguments
     (argparse's intermixed parsing, e.g. ``imgrec predict MODEL --top 5 IMAGE...``)."""
-    parser = _parser()
+    parser, commands = _parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     args, _ = parser.parse_known_args(argv)  # the command (and -h, unknown commands)
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     rest = argv[argv.index(args.command) + 1:]
-    command_args = sub.choices[args.command].parse_intermixed_args(rest)
+    command_args = commands[args.command].parse_intermixed_args(rest)
     command_args.command = args.command
     return command_args
 
@@ -149,7 +148,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def _data_home_checked(given: str | None) -> None:
     """A data home named by --data-home or IMGREC_DATA_HOME must exist (before TensorFlow starts)."""
     if given or os.environ.get("IMGREC_DATA_HOME"):
-        from .data import check_data_home
+        from ..sources import check_data_home
 
         check_data_home(given)
 
@@ -180,7 +179,7 @@ def _print(*lines: str) -> None:
 def _predict(args: argparse.Namespace) -> int:
     import json
 
-    from .quiet import import_tensorflow
+    from ..quiet import import_tensorflow
 
     _data_home_checked(args.data_home)
     if args.list:
@@ -188,11 +187,11 @@ def _predict(args: argparse.Namespace) -> int:
             raise ImgrecError("imgrec predict --list lists the pretrained models and takes no model or image; "
                               "run it alone, or leave out --list to label images")
         import_tensorflow()
-        from . import applications, data, weights
+        from .. import applications, sources, weights
 
-        weights.prepare_keras_cache(data.data_home(args.data_home))
+        weights.prepare_keras_cache(sources.data_home(args.data_home))
         for name in applications.APPLICATIONS:
-            _print(f"{name:18} {applications.display_name(name):28} {weights.weights_status(name)}")
+            _print(f"{name:18} {applications.display_name(name):28} {applications.weights_status(name)}")
         return 0
     if not args.model or not args.images:
         raise ImgrecError("usage: imgrec predict MODEL IMAGE [IMAGE ...] [--top K] [--json] (or imgrec predict --list)")
@@ -223,7 +222,7 @@ def _predict(args: argparse.Namespace) -> int:
 def _image_files(arguments: Sequence[str]) -> list[str]:
     """``imgrec predict``'s image arguments as files: a folder stands for the image files directly in it
     (sorted, by extension); every file must exist. One-line error for a missing path or an image-less folder."""
-    from .data import IMAGE_EXTENSIONS, check_image_file, list_images
+    from ..data import IMAGE_EXTENSIONS, check_image_file, list_images
 
     files: list[str] = []
     for argument in arguments:
@@ -240,9 +239,9 @@ def _image_files(arguments: Sequence[str]) -> list[str]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .persistence import check_model_file, read_model_info
+    from ..persistence import check_model_file, read_model_info
     from .prediction import evaluate_folder, evaluation_folders, load_predictor
-    from .quiet import import_tensorflow
+    from ..quiet import import_tensorflow
 
     if not args.model.endswith(".keras") and not os.path.exists(args.model):
         raise ImgrecError(f"{args.model}: no such .keras file; evaluate scores a classifier saved by the course "
@@ -266,8 +265,8 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 def _data(args: argparse.Namespace) -> int:
     """``imgrec data fetch`` / ``imgrec data check``: one line per need or file; exit 1 when something is wrong."""
-    from . import sources
-    from .running import course_notebooks, select_notebooks
+    from .. import sources
+    from .runner import course_notebooks, select_notebooks
 
     lessons = [p.name for p in select_notebooks(args.notebooks, course_notebooks())]
     if args.action == "fetch":
@@ -290,7 +289,7 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from .sources import MIRROR_ENV, check_mirror
+    from ..sources import MIRROR_ENV, check_mirror
 
     given = getattr(args, "data_mirror", None) or os.environ.get(MIRROR_ENV, "").strip()
     if given:  # checked (a folder must exist) and made absolute: the lessons' kernels inherit it, in notebooks/
@@ -299,7 +298,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         _data_home_checked(args.data_home)
         return _data(args)
     if args.command == "run":
-        from .running import run_course
+        from .runner import run_course
 
         _data_home_checked(args.data_home)
         out = args.resume or args.out

@@ -1,4 +1,4 @@
-"""The course's benchmark: ``python -m imgrec_helpers.bench [--quick]`` (or ``imgrec bench``).
+"""The course's benchmark: ``python -m imgrec_helpers.course.bench [--quick]`` (or ``imgrec bench``).
 
 Runs every comparison in one process on this machine and prints one line per figure, ending with
 
@@ -47,7 +47,7 @@ def _reference_throughput(x: np.ndarray, y: np.ndarray, settings: dict[str, tupl
     ``each_round`` (a measurement in another process) takes its turn after each round."""
     import keras
 
-    from . import models
+    from .. import models
 
     built = {}
     for name, (precision, batch_size) in settings.items():
@@ -75,7 +75,7 @@ def _replica_throughput(x: np.ndarray, y: np.ndarray, precision: str, devices: l
     import keras
     import tensorflow as tf
 
-    from . import models
+    from .. import models
 
     strategies: dict[str, Any] = {d.rsplit("device:", 1)[-1]: tf.distribute.OneDeviceStrategy(d) for d in devices}
     for count in range(2, len(devices) + 1):
@@ -104,7 +104,7 @@ def _fast_recipe(data_home: Any, precision: str, epochs: int, time_limit: float,
     import keras
     import tensorflow as tf
 
-    from . import data, models
+    from .. import data, models
 
     (x_train, y_train), (x_test, y_test) = data.load_cifar10(data_home)
     keras.backend.clear_session()
@@ -152,7 +152,7 @@ def _transfer64(data_home: Any) -> tuple[float, float, float]:
     """Seconds for features of the 64 dog/not-dog photos + head training; returns (extract, train, total)."""
     import keras
 
-    from . import applications, data, models, sources
+    from .. import applications, data, models, sources
 
     folder = data.load_image_folder(sources.fetch_set("dog_vs_notdog", data_home), 224)
     keras.backend.clear_session()
@@ -175,7 +175,7 @@ def _inference(images: np.ndarray, policies: dict[str, str], batch_size: int = 3
     median of ``rounds`` timed passes, taking turns."""
     import keras
 
-    from . import applications
+    from .. import applications
 
     batch = keras.applications.mobilenet.preprocess_input(images.astype(np.float32))
     built = {}
@@ -225,7 +225,7 @@ def _lever_worker(spec: dict[str, Any]) -> dict[str, float]:
     import keras
     import tensorflow as tf
 
-    from . import data, models
+    from .. import data, models
 
     (x_train, y_train), _ = data.load_cifar10(spec["data_home"])
     n = int(spec["images"])
@@ -262,7 +262,7 @@ def _run_lever_worker(env: dict[str, str], spec: dict[str, Any],
     import subprocess
 
     full_env = dict(os.environ if base_env is None else base_env, TF_CPP_MIN_LOG_LEVEL="3", **env)
-    proc = subprocess.run([sys.executable, "-m", "imgrec_helpers.bench", "--lever-worker", json.dumps(spec)],
+    proc = subprocess.run([sys.executable, "-m", "imgrec_helpers.course.bench", "--lever-worker", json.dumps(spec)],
                           env=full_env, capture_output=True, text=True)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("LEVERS ")]
     if proc.returncode != 0 or not lines:
@@ -307,7 +307,7 @@ def _predict_batched_vs_single(images: np.ndarray, batch_size: int = 64, single:
     (the first ``single`` images). Each warmed up first; preprocessing is included in both."""
     import keras
 
-    from . import applications
+    from .. import applications
 
     keras.backend.clear_session()
     model = applications.load_application("mobilenet-0.25")
@@ -327,7 +327,7 @@ def _predict_batched_vs_single(images: np.ndarray, batch_size: int = 64, single:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The benchmark's options, shared by ``imgrec bench`` and ``python -m imgrec_helpers.bench``."""
+    """The benchmark's options, shared by ``imgrec bench`` and ``python -m imgrec_helpers.course.bench``."""
     parser.add_argument("--quick", action="store_true",
                         help="smaller measurements, without the time-to-80%% recipe: a few minutes on 2 cores")
     parser.add_argument("--data-home", metavar="DIR", help="datasets and weights (default: $IMGREC_DATA_HOME or data/)")
@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.lever_worker:
         import json
 
-        from .quiet import import_tensorflow
+        from ..quiet import import_tensorflow
 
         import_tensorflow()
         _line("LEVERS " + json.dumps(_lever_worker(json.loads(args.lever_worker))))
@@ -361,10 +361,10 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """The benchmark for parsed options (:func:`add_arguments`: ``quick``, ``data_home``, ``levers``,
     ``emulate_avx2``); ``imgrec bench`` calls it with its own parsed arguments."""
-    from . import data, hardware, training, weights
-    from .errors import ImgrecError
+    from .. import data, hardware, sources, training, weights
+    from ..errors import ImgrecError
 
-    home = data.data_home(args.data_home)
+    home = sources.data_home(args.data_home)
     plain_env = dict(os.environ)  # plain Keras: the user's environment and TensorFlow's own defaults
     if args.emulate_avx2 and not args.levers:  # before TensorFlow is imported
         os.environ.setdefault("IMGREC_PRECISION", "float32")
@@ -372,10 +372,10 @@ def run(args: argparse.Namespace) -> int:
         plain_env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # TensorFlow's own choice on AMD CPUs
     adopted = {} if args.levers else training.apply_cpu_environment()
     if not args.levers:
-        from .quiet import import_tensorflow
+        from ..quiet import import_tensorflow
 
         import_tensorflow()  # after the settings above, without TensorFlow's C++ start-up log
-        from .running import check_parameter
+        from ..running import check_parameter
 
         training.split_cpu(check_parameter("--cpu-devices", args.cpu_devices, whole=True, minimum=1, maximum=64))
     separate_plain = bool(adopted) or (args.emulate_avx2 and not args.levers)
