@@ -133,6 +133,23 @@ def test_result_records_and_report(run):
     assert ocr["test_images"] >= 50 and 0.0 <= ocr["cer"] < 1.0
 
 
+def test_manifest_and_report_say_where_each_lesson_trained(run):
+    """tf.distribute: the lessons that train record strategy, replicas and devices; the manifest collects them per
+    notebook and the report's notebook table shows them (one device here: the default strategy)."""
+    manifest = json.loads((run.out / "manifest.json").read_text())
+    one_device = "default strategy, 1 replica (CPU:0)"
+    for name, nb in manifest["notebooks"].items():
+        expected = [one_device] if name[:2] in ("02", "04", "05") else None
+        assert nb.get("trained_on") == expected, name
+    for r in results.load_results(run.out, kind=None):
+        if r.get("lesson") in ("02", "04", "05"):
+            assert (r["strategy"], r["replicas"], r["devices"]) == ("default strategy", 1, ["CPU:0"]), r["name"]
+    report = html.unescape((run.out / "report.html").read_text())
+    rows = re.findall(r"<tr><td>(\d\d_\w+\.ipynb)</td>.*?</tr>", report, re.S)
+    assert len(rows) == len(NOTEBOOKS)
+    assert report.count(f"<td>{one_device}</td>") == 3 and report.count("<td>no training</td>") == len(NOTEBOOKS) - 3
+
+
 def test_the_deployment_table_is_this_runs_measurement(run):
     """Lesson 07's table, in the executed notebook and in report.html, is made of the deployment records this run
     wrote while lesson 07 ran (three models, three formats each), and each file size is the size of the file

@@ -38,7 +38,10 @@ def _lesson_02_model(precision: str):
     cells = [c.source for c in nbformat.read(LESSON_02, as_version=4).cells
              if c.cell_type == "code" and "keras.Sequential(" in c.source]
     assert len(cells) == 1, "lesson 02 should build its model in exactly one keras.Sequential cell"
-    namespace = {"keras": keras, "lesson": SimpleNamespace(seed=0), "precision": precision}
+    import tensorflow as tf
+
+    namespace = {"keras": keras, "lesson": SimpleNamespace(seed=0), "precision": precision,
+                 "strategy": tf.distribute.get_strategy()}  # the setup cell's choice on one device
     previous = keras.config.dtype_policy()
     try:
         exec(compile(cells[0], str(LESSON_02), "exec"), namespace)
