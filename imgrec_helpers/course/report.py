@@ -56,6 +56,11 @@ def _export_notebooks_html(run_dir: Path) -> list[tuple[str, str]]:
 
 
 _PAGE = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True).from_string("""\
+{% macro table(id, columns, rows) %}
+<table id='{{ id }}'><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr>
+{% for row in rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
+{% endfor %}</table>
+{% endmacro %}
 <!DOCTYPE html><html><head><meta charset='utf-8'><title>imgrec run report: {{ run_dir.name }}</title>
 <style>{{ css | safe }}</style></head><body>
 <h1>imgrec run report</h1><p>Run folder <code>{{ run_dir }}</code>, profile <b>{{ manifest.profile }}</b>, seed \
@@ -90,11 +95,6 @@ _PAGE = jinja2.Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True
 <tr><th>{{ key }}</th><td>{{ value }}</td></tr>
 {% endfor %}
 </table></body></html>
-{% macro table(id, columns, rows) %}
-<table id='{{ id }}'><tr>{% for c in columns %}<th>{{ c }}</th>{% endfor %}</tr>
-{% for row in rows %}<tr>{% for cell in row %}<td>{{ cell }}</td>{% endfor %}</tr>
-{% endfor %}</table>
-{% endmacro %}
 """)
 """The page, one jinja2 template (autoescaped): every value from the manifest, the records and the file names is
 escaped as text."""

@@ -20,6 +20,7 @@ from .. import hardware
 from ..errors import ImgrecError, os_error
 from ..persistence import file_mode
 from ..profiles import DEFAULT_PROFILE, profile_settings
+from ..results import load_results
 from ..running import DEFAULT_SEED, REPO_ROOT, versions
 from ..sources import HOME_ENV, fetch_needs, provenance
 from ..sources import check_data_home as _check_data_home
@@ -245,8 +246,6 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
 def _trained_on(run_dir: Path, number: str) -> list[str]:
     """The distribution strategies lesson ``number``'s result records name, in words
     (``["default strategy, 1 replica (CPU:0)"]``): the manifest's ``trained_on``, shown in the report."""
-    from .results import load_results
-
     try:
         records = load_results(run_dir, kind=None)
     except ImgrecError:
@@ -276,7 +275,7 @@ def _disk_full(run_dir: Path, log_path: Path) -> str | None:
     said = "No space left on device" in tail or "ENOSPC" in tail or "Errno 28" in tail or "disk is full" in tail
     if not said and (free is None or free > 1 << 20):
         return None
-    from .errors import _mount_point
+    from ..errors import _mount_point
 
     mount = _mount_point(run_dir)
     where = f" (mounted at {mount}, {free // 1024} KB free)" if mount is not None and free is not None else ""
