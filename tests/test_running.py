@@ -9,7 +9,8 @@ import pytest
 
 from conftest import write_notebook
 from imgrec_helpers import profiles, running
-from imgrec_helpers.course import manifest, runner
+from imgrec_helpers.course import manifest as run_manifest
+from imgrec_helpers.course import runner
 from imgrec_helpers.errors import ImgrecError
 
 
@@ -172,7 +173,7 @@ def test_killed_run_keeps_previous_outputs_and_the_next_run_works(tmp_path):
     assert (out / "02_slow.ipynb").read_bytes() == good  # the previous executed copy is intact
     manifest = json.loads((out / "manifest.json").read_text())  # still valid JSON
     assert manifest["notebooks"]["02_slow.ipynb"]["status"] == "running" and manifest["pid"] == proc.pid
-    read = manifest.read_manifest(out)  # the runner is gone: read as interrupted, saying so
+    read = run_manifest.read_manifest(out)  # the runner is gone: read as interrupted, saying so
     assert read["status"] == "interrupted" and f"process {proc.pid}" in read["note"]
     assert read["notebooks"]["02_slow.ipynb"]["status"] == "interrupted"
     assert read["notebooks"]["01_fast.ipynb"]["status"] == "ok"
@@ -217,17 +218,17 @@ def test_a_running_manifest_is_only_settled_when_its_runner_is_gone(tmp_path, mo
             "notebooks": {"01.ipynb": {"status": "ok"}, "02.ipynb": {"status": "running"}}}
     for pid, status in [(os.getpid(), "running"), (2 ** 22 + 12345, "interrupted")]:  # alive; no such process
         (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": pid}))
-        assert manifest.read_manifest(tmp_path)["status"] == status
+        assert run_manifest.read_manifest(tmp_path)["status"] == status
     for other in [{"host": "another-machine"}, {"pid": 0}, {"pid": -1}, {"pid": True}, {"pid": None}]:
         (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": 2 ** 22 + 12345, **other}))
-        assert manifest.read_manifest(tmp_path)["status"] == "running", other  # cannot tell: as written
-    me = manifest.process_identity(os.getpid())
+        assert run_manifest.read_manifest(tmp_path)["status"] == "running", other  # cannot tell: as written
+    me = run_manifest.process_identity(os.getpid())
     if me is not None:  # Linux: a live process that took a killed runner's id is not that runner
         (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": os.getpid(), "process": me}))
-        assert manifest.read_manifest(tmp_path)["status"] == "running"
+        assert run_manifest.read_manifest(tmp_path)["status"] == "running"
         for other in [me.split(":")[0] + ":1", "another-boot-id:" + me.split(":")[1]]:
             (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": os.getpid(), "process": other}))
-            assert manifest.read_manifest(tmp_path)["status"] == "interrupted", other
+            assert run_manifest.read_manifest(tmp_path)["status"] == "interrupted", other
     from imgrec_helpers.course.report import write_report
 
     (tmp_path / "manifest.json").write_text(json.dumps({**base, "pid": 2 ** 22 + 12345}))
