@@ -56,7 +56,14 @@ def _reference_throughput(x: np.ndarray, y: np.ndarray, settings: dict[str, tupl
         model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
         model.fit(x[:2048], y[:2048], batch_size=batch_size, epochs=1, verbose=0)  # trace and warm up
         built[name] = (model, batch_size)
-    times: dict[str, list[float]] = {name: [] for name in settings}
+    return _alternating_epochs(built, x, y, rounds, each_round)
+
+
+def _alternating_epochs(built: dict[str, tuple[Any, int]], x: np.ndarray, y: np.ndarray, rounds: int,
+                        each_round: Callable[[], None] | None = None) -> dict[str, float]:
+    """Images/s of each ``name: (compiled model, batch size)``: the median of ``rounds`` timed epochs, the models
+    taking turns (figures 1 and 7)."""
+    times: dict[str, list[float]] = {name: [] for name in built}
     for _ in range(rounds):
         for name, (model, batch_size) in built.items():
             start = time.perf_counter()
@@ -89,13 +96,7 @@ def _replica_throughput(x: np.ndarray, y: np.ndarray, precision: str, devices: l
         batch = 64 * strategy.num_replicas_in_sync
         model.fit(x[:2048], y[:2048], batch_size=batch, epochs=1, verbose=0)  # trace and warm up
         built[name] = (model, batch)
-    times: dict[str, list[float]] = {name: [] for name in built}
-    for _ in range(rounds):
-        for name, (model, batch) in built.items():
-            start = time.perf_counter()
-            model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
-            times[name].append(time.perf_counter() - start)
-    return {name: len(x) / float(np.median(t)) for name, t in times.items()}
+    return _alternating_epochs(built, x, y, rounds)
 
 
 def _fast_recipe(data_home: Any, precision: str, epochs: int, time_limit: float,
