@@ -110,3 +110,6 @@ def test_the_notebooks_import_only_the_lessons_helpers():
     for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         code = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
         assert "imgrec_helpers.course" not in code and "from imgrec_helpers import" in code, path.name
+        for grouped, plain in re.findall(r"from imgrec_helpers import (?:\(([^)]*)\)|([\w, ]+))", code):
+            for name in (n.strip() for n in (grouped or plain).split(",") if n.strip()):
+                assert (REPO / "imgrec_helpers" / f"{name}.py").is_file(), f"{path.name} imports {name}, not a lesson helper"
