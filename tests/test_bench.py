@@ -26,7 +26,7 @@ def test_every_lever_process_sets_onednn_explicitly():
 def test_replica_figure_measures_each_device_and_mirrored_replicas():
     """Figure 7 on a CPU split into two logical devices (``imgrec bench --cpu-devices 2``): images/s of each
     device alone and of a two-replica MirroredStrategy, every figure a measured positive rate."""
-    script = ("import json, numpy as np\nfrom imgrec_helpers import bench, training\n"
+    script = ("import json, numpy as np\nfrom imgrec_helpers import training\nfrom imgrec_helpers.course import bench\n"
               "from imgrec_helpers.quiet import import_tensorflow\nimport_tensorflow()\ntraining.split_cpu(2)\n"
               "import tensorflow as tf\nrng = np.random.default_rng(0)\n"
               "x = rng.random((256, 32, 32, 3), dtype=np.float32)\ny = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 256)]\n"
