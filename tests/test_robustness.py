@@ -589,14 +589,14 @@ def test_run_outputs_respect_the_umask(public):
 def test_manifest_update_on_a_full_disk_is_written_in_place(small_disk):
     path = small_disk / "manifest.json"
     manifest = {"profile": "smoke", "seed": 1, "status": "running", "notebooks": {"01_a.ipynb": {"status": "running"}}}
-    run_manifest._write_manifest(path, manifest)
+    run_manifest.write_manifest(path, manifest)
     with open(small_disk / "filler", "wb", buffering=0) as fh, contextlib.suppress(OSError):
         while True:
             fh.write(b"x" * 4096)
             fh.flush()
     manifest["notebooks"]["01_a.ipynb"].update(status="failed", error="the disk is full " * 5)
     manifest["status"] = "failed"
-    run_manifest._write_manifest(path, manifest)  # no room for a temporary copy: the old file's room is used
+    run_manifest.write_manifest(path, manifest)  # no room for a temporary copy: the old file's room is used
     assert json.loads(path.read_text()) == manifest
     assert not list(small_disk.glob(".*partial*"))
 

@@ -97,7 +97,7 @@ def _settle_if_gone(manifest: dict[str, Any]) -> dict[str, Any]:
     return manifest
 
 
-def _write_manifest(path: Path, manifest: dict[str, Any]) -> None:
+def write_manifest(path: Path, manifest: dict[str, Any]) -> None:
     """Write the manifest atomically; on a full disk, overwrite the old one in place when the new
     text fits in the space the old file already has, so it never stays at "running"."""
     try:

@@ -26,7 +26,7 @@ from ..sources import HOME_ENV, fetch_needs, provenance
 from ..sources import check_data_home as _check_data_home
 from ..sources import data_home as _data_home
 from ..training import cpu_environment, describe_strategy
-from .manifest import MANIFEST, _write_manifest, process_identity, read_manifest
+from .manifest import MANIFEST, process_identity, read_manifest, write_manifest
 from .report import write_report
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -178,7 +178,7 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
         for name in done:
             manifest["notebooks"][name] = previous["notebooks"][name]
     manifest_path = run_dir / MANIFEST
-    _write_manifest(manifest_path, manifest)
+    write_manifest(manifest_path, manifest)
 
     log(f"imgrec run: profile {profile}, seed {seed}, {len(selected)} notebook(s) -> {run_dir}")
     failure: str | None = None
@@ -191,7 +191,7 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
                 continue
             entry = manifest["notebooks"][name]
             entry.update(status="running", started=_dt.datetime.now().isoformat(timespec="seconds"))
-            _write_manifest(manifest_path, manifest)
+            write_manifest(manifest_path, manifest)
             t0 = time.perf_counter()
             try:
                 status, detail = _execute(nb_path, run_dir, profile, seed, timeout, data_home)
@@ -203,7 +203,7 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
             trained_on = _trained_on(run_dir, nb_path.stem[:2])
             if trained_on:
                 entry["trained_on"] = trained_on
-            _write_manifest(manifest_path, manifest)
+            write_manifest(manifest_path, manifest)
             if status == "ok":
                 log(f"{prefix}: ok ({entry['seconds']:.1f} s)")
                 continue
@@ -220,7 +220,7 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
                     nb["error"] = str(exc) or type(exc).__name__
         manifest.update(status=stopped, ended=_dt.datetime.now().isoformat(timespec="seconds"))
         try:
-            _write_manifest(manifest_path, manifest)
+            write_manifest(manifest_path, manifest)
         except ImgrecError:
             pass  # the error being raised already says what is wrong with the disk
         raise
@@ -228,7 +228,7 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
     manifest["ended"] = _dt.datetime.now().isoformat(timespec="seconds")
     manifest["status"] = "failed" if failure else "ok"
     manifest["seconds"] = round(sum(nb.get("seconds", 0) for nb in manifest["notebooks"].values()), 1)
-    _write_manifest(manifest_path, manifest)
+    write_manifest(manifest_path, manifest)
     if report:
         try:
             log(f"report: {write_report(run_dir)}")
