@@ -11,10 +11,12 @@ import math
 import numbers
 import os
 import platform
-import random
 from dataclasses import dataclass, field
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
+
+import matplotlib
 
 from . import hardware
 from .errors import ImgrecError, os_error
@@ -32,13 +34,8 @@ MAX_SEED = 2**32 - 1
 
 def check_parameter(name: str, value: Any, *, whole: bool = False, minimum: float = 0,
                     maximum: float | None = None, above_minimum: bool = False) -> Any:
-    """A notebook parameter checked before Keras or NumPy sees it; returns ``value``.
-
-    ``whole``: an integer; the number must lie in ``minimum..maximum`` (above ``minimum`` with
-    ``above_minimum``). A bad value is an :class:`ImgrecError` naming the parameter and what it takes,
-    e.g. ``EPOCHS = -1: use a whole number of at least 1``. Used by :func:`start_lesson` (``SEED``),
-    :meth:`Lesson.setting` (lessons 02, 05) and lessons 04 and 06 for their own parameters.
-    """
+    """A notebook parameter checked before Keras or NumPy sees it (every setup cell; lessons 02, 04-07); returns
+    ``value``, or raises a one-line :class:`ImgrecError` such as ``EPOCHS = -1: use a whole number of at least 1``."""
     broken = _broken_rule(value, whole=whole, minimum=minimum, maximum=maximum, above_minimum=above_minimum)
     if broken:
         raise ImgrecError(f"{name} = {_shown(value)}: use {broken}")
@@ -47,19 +44,17 @@ def check_parameter(name: str, value: Any, *, whole: bool = False, minimum: floa
 
 def _broken_rule(value: Any, *, whole: bool = False, minimum: float = 0, maximum: float | None = None,
                  above_minimum: bool = False) -> str | None:
-    """The rule of :func:`check_parameter` in words (``"a whole number of at least 1"``) if ``value``
-    breaks it, else None."""
+    """The rule in words (``"a whole number of at least 1"``) if ``value`` breaks it, else None."""
     kind = numbers.Integral if whole else numbers.Real
     ok = (not isinstance(value, bool) and isinstance(value, kind)
           and (isinstance(value, numbers.Integral) or math.isfinite(value))
           and (value > minimum if above_minimum else value >= minimum) and (maximum is None or value <= maximum))
     if ok:
         return None
-    what = "a whole number" if whole else "a number"
-    low = f"{minimum:,}" if whole else f"{minimum:g}"
+    what, number = ("a whole number", "{:,}") if whole else ("a number", "{:g}")
     if maximum is not None:
-        return f"{what} from {low} to {maximum:,}" if whole else f"{what} from {low} to {maximum:g}"
-    return f"{what} above {low}" if above_minimum else f"{what} of at least {low}"
+        return f"{what} from {number.format(minimum)} to {number.format(maximum)}"
+    return f"{what} {'above' if above_minimum else 'of at least'} {number.format(minimum)}"
 
 
 def _shown(value: Any) -> str:
@@ -141,31 +136,8 @@ class Lesson:
                              seed=self.seed, precision=precision, hardware=hardware.label(), **where, **measured)
 
 
-def set_seed(seed: int, deterministic: bool = False) -> None:
-    """Seed Python, NumPy and TensorFlow with one number; optionally make TensorFlow ops deterministic.
-
-    Called by :func:`start_lesson`, and again before each model is built so that any cell re-run
-    alone gives the same result.
-    """
-    import keras
-    import numpy as np
-
-    random.seed(seed)
-    np.random.seed(seed)
-    keras.utils.set_random_seed(seed)
-    if deterministic:
-        import tensorflow as tf
-
-        tf.config.experimental.enable_op_determinism()
-
-
 def versions() -> dict[str, str]:
-    """Versions of Python and the libraries the course depends on (manifest, setup cells).
-
-    Read from the installed package metadata, so the runner does not have to import TensorFlow.
-    """
-    from importlib.metadata import PackageNotFoundError, version
-
+    """Versions of Python and the course's libraries, from the installed packages' metadata (setup cells, manifest)."""
     out = {"python": platform.python_version()}
     for name in ("tensorflow", "keras", "numpy", "matplotlib", "pillow", "papermill"):
         try:
@@ -183,17 +155,10 @@ def default_run_dir(profile: str) -> Path:
 def start_lesson(number: str, profile: str = DEFAULT_PROFILE, seed: int = DEFAULT_SEED,
                  run_dir: str | os.PathLike | None = None, data_home: str | os.PathLike | None = None,
                  quiet: bool = False, cpu_devices: int = 1) -> Lesson:
-    """The setup cell of every notebook: TensorFlow started quietly, profile, seeds, plot defaults,
-    run folder, data home.
-
-    Call it before ``import keras`` so that TensorFlow's C++ start-up log is filtered
-    (:func:`imgrec_helpers.quiet.import_tensorflow`).
-
-    ``run_dir`` empty means :func:`default_run_dir` (a notebook opened in JupyterLab);
-    ``imgrec run`` passes its own. ``cpu_devices`` above 1 splits the CPU into that many logical devices
-    (:func:`imgrec_helpers.training.split_cpu`; lessons 02 and 05 then train on several replicas).
-    Prints one line saying what was chosen.
-    """
+    """The setup cell of every notebook, called before ``import keras``: TensorFlow started without its C++ log,
+    the profile, ``keras.utils.set_random_seed``, plot defaults, the run folder (``run_dir`` empty:
+    :func:`default_run_dir`, as in JupyterLab) and the data home. ``cpu_devices`` above 1 splits the CPU into
+    that many logical devices (:func:`imgrec_helpers.training.split_cpu`; lessons 02 and 05)."""
     settings = profile_settings(profile)
     try:
         check_parameter("SEED", seed, whole=True, minimum=0, maximum=MAX_SEED)
@@ -201,9 +166,12 @@ def start_lesson(number: str, profile: str = DEFAULT_PROFILE, seed: int = DEFAUL
         raise ImgrecError(f"{exc} (the same number gives the same run)") from None
     check_parameter("CPU_DEVICES", cpu_devices, whole=True, minimum=1, maximum=64)
     import_tensorflow()  # before anything imports TensorFlow: no C++ start-up log in the notebook
+    import tensorflow as tf  # here, not at the top: only after import_tensorflow filtered its start-up log
+
     split_cpu(cpu_devices)  # before TensorFlow runs anything, which fixes its devices
-    set_seed(int(seed), deterministic=settings["deterministic"])
-    import matplotlib
+    tf.keras.utils.set_random_seed(int(seed))  # Python's random, NumPy and TensorFlow, as the lessons do in view
+    if settings["deterministic"]:
+        tf.config.experimental.enable_op_determinism()
 
     matplotlib.rcParams.update({"figure.dpi": 80, "savefig.dpi": 100, "axes.grid": False,
                                 "figure.max_open_warning": 0})

@@ -18,7 +18,7 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from imgrec_helpers import applications, imagenet, models, weights  # noqa: E402
+from imgrec_helpers import applications, imagenet, models  # noqa: E402
 from imgrec_helpers.errors import ModelError, WeightsError  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,7 +31,8 @@ def keras_home(tmp_path, monkeypatch) -> Path:
 
     home = tmp_path / "keras_home"
     home.mkdir()
-    monkeypatch.setattr(config, "_KERAS_DIR", str(home))
+    monkeypatch.setattr(config, "_KERAS_DIR", str(home))  # what Keras read from KERAS_HOME when it was imported
+    monkeypatch.setenv("KERAS_HOME", str(home))
     return home
 
 
@@ -59,7 +60,7 @@ def course_fetch_fails(monkeypatch):
 @pytest.fixture
 def offline(monkeypatch, course_fetch_fails):
     """No network and no mirror: the reachability probe says no, and any download attempt fails at once."""
-    monkeypatch.setattr(weights, "can_reach", lambda url, timeout=3.0: False)
+    monkeypatch.setattr(applications, "can_reach", lambda url, timeout=3.0: False)
 
     def no_download(*args, **kwargs):
         raise urllib.error.URLError("no network in this test")
@@ -206,13 +207,13 @@ def test_prepare_keras_cache_links_without_touching_the_data_home(tmp_path, kera
     cache.mkdir()
     (cache / "b.h5").write_bytes(b"mine")          # already in the cache: left alone
     before = sorted(p.name for p in models.iterdir())
-    linked = weights.prepare_keras_cache(data_home)
-    assert weights.keras_cache_dir() == cache
+    linked = applications.prepare_keras_cache(data_home)
+    assert applications.keras_cache_dir() == cache
     assert [p.name for p in linked] == ["a.h5"]
     assert (cache / "a.h5").read_bytes() == b"A" and (cache / "b.h5").read_bytes() == b"mine"
     assert sorted(p.name for p in models.iterdir()) == before
-    assert weights.prepare_keras_cache(data_home) == linked  # idempotent
-    assert weights.prepare_keras_cache(tmp_path / "nowhere") == []
+    assert applications.prepare_keras_cache(data_home) == linked  # idempotent
+    assert applications.prepare_keras_cache(tmp_path / "nowhere") == []
 
 
 def test_weights_status(keras_home, empty_data_home):
@@ -243,7 +244,7 @@ def test_missing_weights_offline_is_a_fast_one_line_error(keras_home, empty_data
 def test_failed_download_is_a_weights_error(keras_home, empty_data_home, course_fetch_fails, monkeypatch):
     from keras.src.utils import file_utils
 
-    monkeypatch.setattr(weights, "can_reach", lambda url, timeout=3.0: True)
+    monkeypatch.setattr(applications, "can_reach", lambda url, timeout=3.0: True)
 
     def refuse(*args, **kwargs):
         raise urllib.error.URLError("refused")
@@ -256,11 +257,10 @@ def test_failed_download_is_a_weights_error(keras_home, empty_data_home, course_
 
 def test_choose_says_keras_downloads_when_online(keras_home, empty_data_home, course_fetch_fails, monkeypatch):
     """The course's own fetch fails, but the host answers: Keras downloads the file itself on first use."""
-    monkeypatch.setattr(weights, "can_reach", lambda url, timeout=3.0: True)
+    monkeypatch.setattr(applications, "can_reach", lambda url, timeout=3.0: True)
     choice = applications.choose("vgg16", "mobilenet-0.25")
     assert choice.name == "vgg16" and not choice.fallback_used and choice.weights == "imagenet"
     assert "downloads vgg16_weights_tf_dim_ordering_tf_kernels.h5" in choice.reason and "528 MB" in choice.reason
-    assert choice.call == "keras.applications.vgg16.VGG16(weights='imagenet')"
 
 
 @pytest.fixture
@@ -276,7 +276,7 @@ def cached_stand_in(keras_home):
     stand_in = keras.applications.MobileNet(alpha=0.25, weights=None)
     (keras_home / "models").mkdir()
     _legacy_h5(stand_in, keras_home / "models" / "mobilenet_2_5_224_tf.h5")
-    (keras_home / "models" / weights.CLASS_INDEX_FILE).write_text("{}")
+    (keras_home / "models" / applications.CLASS_INDEX_FILE).write_text("{}")
     return stand_in
 
 
@@ -288,12 +288,10 @@ def test_fallback_says_so_in_plain_words_and_hands_over_keras(cached_stand_in, e
     assert choice.name == "mobilenet-0.25" and choice.requested == "vgg16" and choice.fallback_used
     assert "VGG16" in choice.reason and "MobileNet (alpha 0.25)" in choice.reason and "instead" in choice.reason
     assert "\n" not in choice.reason
-    assert choice.model_builder is keras.applications.mobilenet.MobileNet
-    assert choice.module is keras.applications.mobilenet and choice.options == {"alpha": 0.25}
-    assert choice.weights == "imagenet" and choice.size == 224
-    # the lesson's own call: Keras reads the cached file
-    model = choice.model_builder(weights=choice.weights, **choice.options)
-    x = choice.module.preprocess_input(np.zeros((1, 224, 224, 3), np.uint8))
+    assert choice.weights == "imagenet" and choice.size == 224 and choice.display == "MobileNet (alpha 0.25)"
+    # the lesson's own call for the stand-in: Keras reads the cached file
+    model = keras.applications.mobilenet.MobileNet(alpha=0.25, weights=choice.weights)
+    x = keras.applications.mobilenet.preprocess_input(np.zeros((1, 224, 224, 3), np.uint8))
     np.testing.assert_allclose(model.predict(x, verbose=0), cached_stand_in.predict(x, verbose=0), rtol=1e-6)
 
 
@@ -321,7 +319,7 @@ def test_without_top_another_size_file_is_passed_by_path(keras_home, empty_data_
     choice = applications.choose("mobilenetv2-1.0", "mobilenetv2-0.35", include_top=False, size=160)
     assert choice.name == "mobilenetv2-0.35" and choice.size == 160 and Path(choice.weights).is_file()
     assert "its path is passed as weights=" in choice.reason
-    base = choice.model_builder(include_top=False, weights=choice.weights, input_shape=(160, 160, 3), **choice.options)
+    base = keras.applications.MobileNetV2(alpha=0.35, include_top=False, weights=choice.weights, input_shape=(160, 160, 3))
     for a, b in zip(base.get_weights(), source.get_weights()):
         np.testing.assert_array_equal(a, b)
 
@@ -329,7 +327,7 @@ def test_without_top_another_size_file_is_passed_by_path(keras_home, empty_data_
 def test_or_random_builds_the_architecture_and_says_so(keras_home, empty_data_home, offline):
     choice = applications.choose("vgg16", include_top=False, size=300, or_random=True)
     assert choice.weights is None and "weights=None" in choice.reason and "random" in choice.reason
-    assert choice.call == "keras.applications.vgg16.VGG16(include_top=False, weights=None)"
+    assert choice.name == "vgg16" and choice.size == 300
 
 
 def test_class_index_missing_offline_is_one_line(keras_home, empty_data_home, offline):
@@ -355,7 +353,7 @@ def test_keras_decode_predictions_reads_the_linked_class_index_offline(real_home
     """The data home's labels file, linked into the cache, passes Keras' hash check: no download."""
     import keras
 
-    weights.prepare_keras_cache(real_home)
+    applications.prepare_keras_cache(real_home)
     probabilities = np.zeros((2, 1000), np.float32)
     probabilities[0, 281] = 0.7   # tabby
     probabilities[0, 967] = 0.2   # espresso
@@ -373,20 +371,21 @@ def test_real_mobilenet_recognises_the_cat_and_the_espresso(real_home, keras_hom
 
     from imgrec_helpers import data
 
-    weights.prepare_keras_cache(real_home)
+    applications.prepare_keras_cache(real_home)
     choice = applications.choose("vgg16", "mobilenet-0.25")
     assert choice.name == "mobilenet-0.25"
     keras.backend.clear_session()
-    model = choice.model_builder(weights="imagenet", **choice.options)
+    model = keras.applications.mobilenet.MobileNet(alpha=0.25, weights="imagenet")
+    preprocess_input = keras.applications.mobilenet.preprocess_input
     samples = real_home / "images" / "samples"
     images = np.stack([data.load_image(samples / n, 224) for n in ("skimage_chelsea.jpg", "skimage_coffee.jpg")])
-    predictions = model.predict(choice.module.preprocess_input(images), verbose=0)
-    cat, coffee = choice.module.decode_predictions(predictions, top=5)
+    predictions = model.predict(preprocess_input(images), verbose=0)
+    cat, coffee = keras.applications.mobilenet.decode_predictions(predictions, top=5)
     assert {w for w, _, _ in cat} & set(imagenet.DOMESTIC_CAT_WNIDS)
     assert "espresso" in [label for _, label, _ in coffee]
     # the standalone feature extractor of the lesson: the pooled vector before the classifier
     extractor = keras.Model(inputs=model.inputs, outputs=model.get_layer(choice.feature_layer).output)
-    assert extractor.predict(choice.module.preprocess_input(images), verbose=0).reshape(2, -1).shape == (2, 256)
+    assert extractor.predict(preprocess_input(images), verbose=0).reshape(2, -1).shape == (2, 256)
 
 
 def test_load_application_builds_without_weights():
@@ -411,9 +410,11 @@ def _code(notebook: str) -> str:
 
 LESSON_03_CALLS = [
     r"keras\.applications\.vgg16\.VGG16\(weights=None\)",
-    r"model = model_builder\(weights=\"imagenet\"",
-    r"preprocess_input = choice\.module\.preprocess_input",
-    r"decode_predictions = choice\.module\.decode_predictions",
+    r"model = keras\.applications\.vgg16\.VGG16\(weights=\"imagenet\"\)",
+    r"preprocess_input = keras\.applications\.vgg16\.preprocess_input",
+    r"decode_predictions = keras\.applications\.vgg16\.decode_predictions",
+    r"model = keras\.applications\.mobilenet\.MobileNet\(alpha=0\.25, weights=\"imagenet\"\)",
+    r"keras\.utils\.set_random_seed\(lesson\.seed\)",
     r"keras\.utils\.load_img\(first, target_size=\(size, size\)\)",
     r"keras\.utils\.img_to_array\(image\)",
     r"np\.expand_dims\(array, axis=0\)",
@@ -426,7 +427,7 @@ LESSON_03_CALLS = [
     r"weights=None, classes=10",
     r"keras\.Model\(inputs=vgg16\.inputs, outputs=vgg16\.get_layer\(\"fc2\"\)\.output\)",
     r"keras\.Model\(inputs=model\.inputs, outputs=model\.get_layer\(feature_layer\)\.output\)",
-    r"np\.savez\(", r"np\.load\(",
+    r"persistence\.save_features\(", r"persistence\.load_features\(",
 ]
 
 
@@ -437,6 +438,6 @@ def test_lesson_03_code_cells_show_the_keras_calls(pattern):
 
 def test_lesson_03_has_no_upper_case_computed_names():
     code = _code("03_pretrained_models.ipynb")
-    parameters = {"PROFILE", "SEED", "RUN_DIR", "DATA_HOME", "PRETRAINED", "FALLBACK", "PHOTOS"}
+    parameters = {"PROFILE", "SEED", "RUN_DIR", "DATA_HOME", "PHOTOS"}
     assigned = set(re.findall(r"^([A-Z][A-Z0-9_]*)\s*(?:,|=[^=])", code, re.M))
     assert assigned <= parameters, assigned - parameters

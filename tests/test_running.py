@@ -123,16 +123,18 @@ def test_selection_and_bad_names(course, tmp_path):
     assert list(manifest["notebooks"]) == ["01_first.ipynb"] and manifest["status"] == "ok"
 
 
-def test_seed_makes_numbers_repeat():
+def test_seed_makes_numbers_repeat(tmp_path):
+    """start_lesson seeds Python, NumPy and Keras with the lesson's SEED (keras.utils.set_random_seed)."""
+    import random
+
+    import keras
     import numpy as np
 
-    running.set_seed(3)
-    a = np.random.rand(3)
-    import keras
-
+    running.start_lesson("01", "smoke", 3, tmp_path, quiet=True)
+    a, r = np.random.rand(3), random.random()
     k = keras.random.uniform((2,), seed=None)
-    running.set_seed(3)
-    assert np.array_equal(a, np.random.rand(3))
+    running.start_lesson("01", "smoke", 3, tmp_path, quiet=True)
+    assert np.array_equal(a, np.random.rand(3)) and r == random.random()
     assert np.array_equal(np.asarray(k), np.asarray(keras.random.uniform((2,), seed=None)))
 
 

@@ -198,29 +198,31 @@ def test_real_dog_vs_notdog_on_new_photos(real_home, tmp_path, monkeypatch):
     import keras
     from keras.src.backend import config
 
-    from imgrec_helpers import data, running, sources, weights
+    from imgrec_helpers import data, sources
 
     # the stand-in's weights (already there when the data home came from a mirror without VGG16)
     sources.fetch("keras/models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5", real_home)
     monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path / "keras_home"))
-    monkeypatch.setattr(weights, "can_reach", lambda url, timeout=3.0: False)
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
+    monkeypatch.setattr(applications, "can_reach", lambda url, timeout=3.0: False)
     (tmp_path / "empty_mirror").mkdir()
     monkeypatch.setenv("IMGREC_DATA_MIRROR", str(tmp_path / "empty_mirror"))
     monkeypatch.setenv("IMGREC_DATA_HOME", str(real_home))
-    weights.prepare_keras_cache(real_home)
+    applications.prepare_keras_cache(real_home)
     choice = applications.choose("vgg16", "mobilenetv2-0.35", include_top=False)
     assert choice.name == "mobilenetv2-0.35" and "instead" in choice.reason
     keras.backend.clear_session()
-    running.set_seed(42)
-    base = choice.model_builder(include_top=False, weights=choice.weights, input_shape=(224, 224, 3),
-                                pooling="avg", **choice.options)
+    keras.utils.set_random_seed(42)
+    base = keras.applications.mobilenet_v2.MobileNetV2(alpha=0.35, include_top=False, weights=choice.weights,
+                                                       input_shape=(224, 224, 3), pooling="avg")
+    preprocess_input = keras.applications.mobilenet_v2.preprocess_input
     base.trainable = False
     folder = data.load_image_folder(real_home / "images" / "dog_vs_notdog", 224)
     is_dog = (folder.labels == folder.class_names.index("dog")).astype(np.int64)
-    features = base.predict(choice.module.preprocess_input(folder.images), verbose=0)
+    features = base.predict(preprocess_input(folder.images), verbose=0)
     head = models.build_feature_head(features.shape[1:], 2, hidden=64)
     head.fit(features, is_dog, epochs=100, batch_size=16, verbose=0)
-    path = persistence.save_model(_end_to_end(base, head, choice.module.preprocess_input, 224),
+    path = persistence.save_model(_end_to_end(base, head, preprocess_input, 224),
                                   tmp_path / "dog_vs_notdog.keras", class_names=["not dog", "dog"], input_scale="0-255")
     samples = real_home / "images" / "samples"
     photos = {"oxfordpets_dog_beagle_128.jpg": 1, "oxfordpets_dog_keeshond_158.jpg": 1,
@@ -242,36 +244,40 @@ def _code(notebook: str) -> str:
 
 LESSON_04_CALLS = [
     # part A
-    r"base_a = choice_a\.model_builder\(include_top=False", r"base_a\.trainable = False",
-    r"base_a\.predict\(preprocess_input_a\(folder\.images\)", r"np\.savez\(tmp, features=features, labels=is_dog",
+    r"dog_base = keras\.applications\.vgg16\.VGG16\(include_top=False, weights=\"imagenet\", input_shape=\(224, 224, 3\)",
+    r"dog_base = keras\.applications\.mobilenet_v2\.MobileNetV2\(alpha=0\.35, include_top=False",
+    r"preprocess_dog = keras\.applications\.vgg16\.preprocess_input", r"dog_base\.trainable = False",
+    r"dog_base\.predict\(preprocess_dog\(folder\.images\)", r"persistence\.save_features\(.*features, is_dog",
     r"keras\.Sequential\(\[\s*keras\.Input\(shape=saved_features\.shape\[1:\]\),\s*keras\.layers\.Flatten\(\),\s*"
     r"keras\.layers\.Dense\(64, activation=\"relu\"\),\s*keras\.layers\.Dropout\(0\.5\),\s*"
     r"keras\.layers\.Dense\(1, activation=\"sigmoid\"\),",
     r"head\.compile\(optimizer=keras\.optimizers\.Adam\(LEARNING_RATE\), loss=\"binary_crossentropy\"",
-    r"head\.fit\(", r"head\.save\(",
-    r"x = preprocess_input_a\(inputs\)\nx = base_a\(x, training=False\)\noutputs = head\(x\)\n"
+    r"head\.fit\(", r"head\.save\(", r"dog_model\.save\(tmp\)", r"alpaca\.save\(tmp\)",
+    r"x = preprocess_dog\(inputs\)\nx = dog_base\(x, training=False\)\noutputs = head\(x\)\n"
     r"dog_model = keras\.Model\(inputs, outputs",
     r"likelihood this image contains a dog", r"keras\.models\.load_model\(dog_path\)",
     # part B
     r"keras\.utils\.image_dataset_from_directory\(\s*alpaca_root, validation_split=0\.2, subset=\"both\", "
     r"seed=lesson\.seed, image_size=\(160, 160\), batch_size=32",
     r"alpaca_classes = train_ds\.class_names",
-    r"base_b = choice_b\.model_builder\(include_top=False, weights=choice_b\.weights, input_shape=\(160, 160, 3\)",
-    r"base_b\.trainable = False",
-    r"inputs = keras\.Input\(shape=\(160, 160, 3\)\)\nx = preprocess_input_b\(inputs\)\nx = base_b\(x, training=False\)\n"
+    r"alpaca_base = keras\.applications\.mobilenet_v2\.MobileNetV2\(alpha=alpha, include_top=False,\s*"
+    r"weights=alpaca_choice\.weights, input_shape=\(160, 160, 3\)\)",
+    r"alpaca_base\.trainable = False",
+    r"inputs = keras\.Input\(shape=\(160, 160, 3\)\)\nx = preprocess_alpaca\(inputs\)\nx = alpaca_base\(x, training=False\)\n"
     r"x = keras\.layers\.GlobalAveragePooling2D\(\)\(x\)\nx = keras\.layers\.Dropout\(0\.2\)\(x\)\n"
     r"outputs = keras\.layers\.Dense\(1, activation=\"sigmoid\"\)\(x\)\nclassifier = keras\.Model\(inputs, outputs",
     r"classifier\.compile\(optimizer=keras\.optimizers\.Adam\(LEARNING_RATE\), loss=\"binary_crossentropy\"",
     r"classifier\.summary\(\)", r"classifier\.fit\(train_ds, .*verbose=lesson\.verbose\)",
     r"keras\.Sequential\(\[\s*keras\.layers\.RandomFlip\(\"horizontal\"[^\]]*keras\.layers\.RandomRotation\(0\.1",
     r"x = data_augmentation\(inputs\)\noutputs = classifier\(x\)\nalpaca = keras\.Model\(inputs, outputs",
-    r"base_b\.trainable = True\nfor layer in base_b\.layers\[:fine_tune_at\]:\n    layer\.trainable = False",
+    r"alpaca_base\.trainable = True\nfor layer in alpaca_base\.layers\[:fine_tune_at\]:\n    layer\.trainable = False",
     r"alpaca\.compile\(optimizer=keras\.optimizers\.Adam\(LEARNING_RATE / 10\)",
     r"alpaca\.fit\(train_ds, epochs=settings\[\"fine_tune_epochs\"\]",
     # part C and VGG16 at 300 x 300
-    r"keras\.layers\.Resizing\(size_c, size_c\)", r"cifar_extractor\.predict\(",
+    r"cifar_base = keras\.applications\.mobilenet_v2\.MobileNetV2\(alpha=0\.35, include_top=False",
+    r"keras\.layers\.Resizing\(cifar_size, cifar_size\)", r"cifar_extractor\.predict\(",
     r"keras\.layers\.Dense\(10, activation=\"softmax\"\)", r"cifar_head\.evaluate\(",
-    r"keras\.applications\.vgg16\.VGG16\(include_top=False, weights=choice_vgg\.weights, input_shape=\(300, 300, 3\)\)",
+    r"keras\.applications\.vgg16\.VGG16\(include_top=False, weights=vgg_choice\.weights, input_shape=\(300, 300, 3\)\)",
     r"vgg_base\.trainable = False",
     r"keras\.layers\.Flatten\(\),\s*keras\.layers\.Dense\(1024, activation=\"relu\"\),\s*"
     r"keras\.layers\.Dense\(10, activation=\"softmax\"\)",
@@ -297,7 +303,6 @@ def test_lesson_04_keeps_its_outputs_for_lesson_05_and_imgrec():
 
 def test_lesson_04_has_no_upper_case_computed_names():
     code = _code("04_transfer_learning.ipynb")
-    parameters = {"PROFILE", "SEED", "RUN_DIR", "DATA_HOME", "PRETRAINED", "FALLBACK", "ALPACA_BASE",
-                  "TRANSFER_BASE", "LEARNING_RATE"}
+    parameters = {"PROFILE", "SEED", "RUN_DIR", "DATA_HOME", "LEARNING_RATE"}
     assigned = set(re.findall(r"^([A-Z][A-Z0-9_]*)\s*(?:,|=[^=])", code, re.M))
     assert assigned <= parameters, assigned - parameters
