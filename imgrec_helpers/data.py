@@ -6,7 +6,6 @@ the archive's content; photos of any mode or format (HEIC too) become RGB uint8 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import lzma
 import numbers
@@ -19,7 +18,7 @@ import tarfile
 import warnings
 import zlib
 from pathlib import Path
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -30,7 +29,8 @@ from .sources import CIFAR10, FETCH_COMMAND, check_data_home, fetch_need, file_d
 
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 """CIFAR-10's ten classes in label order 0-9 (lessons 01, 02, 05)."""
-CLASS_NOTES = {"automobile": "sedans, SUVs and the like; no pickup trucks", "truck": "big trucks only; no pickup trucks"}
+CLASS_NOTES = {"automobile": "sedans, SUVs and the like; no pickup trucks",
+               "truck": "big trucks only; no pickup trucks"}
 """Class definitions worth knowing (lesson 01)."""
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_FOLDER = "cifar-10-batches-py"
@@ -94,10 +94,8 @@ def _read_batch(path: Path, where: str | None = None, fix: str | None = None) ->
         labels = np.asarray(batch[b"labels"])
     except Exception:  # a ragged list, or no list at all
         labels = np.asarray([], dtype=object)
-    if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise fail(f"labels must be a list of integers 0-9, got {labels.dtype} of shape {labels.shape}")
-    if len(labels) != len(data):
-        raise fail(f"{len(data)} images but {len(labels)} labels")
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or len(labels) != len(data):
+        raise fail(f"{len(data)} images need as many labels, integers 0-9; got {labels.dtype} of shape {labels.shape}")
     bad = np.flatnonzero((labels < 0) | (labels > 9))
     if bad.size:
         raise fail(f"{bad.size} label(s) outside 0-9 (e.g. {int(labels[bad[0]])} for image {int(bad[0])}); "
@@ -140,7 +138,7 @@ def _extract_archive(archive: Path, target: Path) -> Path:
 
 def cifar10_folder(home: str | os.PathLike | None = None, *, download: bool = True) -> Path:
     """The ``cifar-10-batches-py`` folder (:func:`load_cifar10`): the data home's own, else its archive (any
-    compression) extracted into the cache, else the archive fetched first (:func:`sources.fetch_need`)."""
+    compression, fetched first if missing: :func:`sources.fetch_need`) extracted into the cache."""
     home = check_data_home(home)
     if (home / CIFAR10_FOLDER).is_dir():
         return home / CIFAR10_FOLDER
@@ -149,14 +147,10 @@ def cifar10_folder(home: str | os.PathLike | None = None, *, download: bool = Tr
     if archive is None and not download:
         raise DataError(f"CIFAR-10 not found: no {CIFAR10_FOLDER}/ or {CIFAR10[0]} in {home}; "
                         f"run `{FETCH_COMMAND}` to fetch it ({CIFAR10_URL})")
-    return _extracted(archive or fetch_need(CIFAR10, home))
-
-
-def _extracted(archive: Path) -> Path:
-    """The cache folder extracted from ``archive``, named by its SHA-256 (a copied or touched archive reuses it, other
-    bytes get their own); a pointer named by the archive's path, size and time skips the hashing on later loads."""
-    cache = Path(os.environ.get("IMGREC_CACHE_DIR") or "~/.cache/imgrec").expanduser().resolve()  # not the data home,
-    # which may be a read-only shared folder
+    archive = archive or fetch_need(CIFAR10, home)
+    # The cache (not the data home, which may be read-only and shared) holds a folder named by the archive's SHA-256
+    # (a copied or touched archive reuses it); a pointer named by its path, size and time skips hashing it again.
+    cache = Path(os.environ.get("IMGREC_CACHE_DIR") or "~/.cache/imgrec").expanduser().resolve()
     try:
         st = archive.stat()
         quick = hashlib.sha1(f"{archive.resolve()}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:12]
@@ -204,14 +198,14 @@ def class_counts(labels: np.ndarray, num_classes: int = 10) -> np.ndarray:
 def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation of uint8 images on the [0, 1] scale (lesson 01), in chunks of
     float64 so that the training images need no 600 MB copy."""
-    images = np.asarray(images)
+    pixels = np.asarray(images).reshape(-1, 3)
     total, total_sq = np.zeros(3), np.zeros(3)
-    for start in range(0, len(images), 5000):
-        chunk = images[start:start + 5000].reshape(-1, 3) / 255.0
+    for start in range(0, len(pixels), 5_000_000):
+        chunk = pixels[start:start + 5_000_000] / 255.0
         total += chunk.sum(axis=0)
         total_sq += (chunk ** 2).sum(axis=0)
-    mean = total / (images.size // 3)
-    return mean, np.sqrt(total_sq / (images.size // 3) - mean ** 2)
+    mean = total / len(pixels)
+    return mean, np.sqrt(total_sq / len(pixels) - mean ** 2)
 
 
 def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
@@ -232,7 +226,7 @@ def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.nda
 
 
 def check_image_file(path: str | os.PathLike) -> Path:
-    """``path`` if it is an existing file; else one-line :class:`ImageError` (:func:`load_image`, ``imgrec predict``)."""
+    """``path`` if it is an existing file, else an :class:`ImageError` line (:func:`load_image`, ``imgrec predict``)."""
     return existing_file(path, ImageError, "no such image file; check the path",
                          "pass image files (or use a folder loader)")
 
@@ -368,8 +362,7 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
     return sorted(found)
 
 
-@dataclasses.dataclass
-class ImageFolder:
+class ImageFolder(NamedTuple):
     """The images of a class-named folder tree (:func:`load_image_folder`, lesson 04A)."""
 
     images: np.ndarray           # (N, size, size, 3) uint8

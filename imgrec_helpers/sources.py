@@ -1,11 +1,7 @@
-"""Where every file a lesson reads comes from: the data home, the registry of pinned sources, a mirror.
-
-The **data home** (``IMGREC_DATA_HOME``, default ``<repo>/data``) holds ``cifar-10-python.tar.gz``,
-``images/<set>/...`` and ``keras/models/<file>``. ``registry.tsv`` lists each file's size, hash and public source
-(or ``repository`` for committed photos); a file is fetched on first use with ``pooch``, checked, and kept. A
-**mirror** (``IMGREC_DATA_MIRROR``, ``--data-mirror``: a URL or a folder laid out like a data home) replaces the
-public addresses; some registry rows are copies only mirrors hold. Used by every lesson, ``weights``,
-``applications`` and ``imgrec run`` / ``imgrec data``.
+"""Where every file a lesson reads comes from: the data home (``IMGREC_DATA_HOME``, default ``<repo>/data``),
+``registry.tsv`` (each file's size, hash and public source), a mirror (``IMGREC_DATA_MIRROR``: a URL or a folder laid
+out like a data home). Files are fetched on first use with ``pooch``, checked and kept. Used by every lesson,
+``weights``, ``applications``, ``imgrec run`` / ``imgrec data``.
 """
 from __future__ import annotations
 
@@ -88,11 +84,7 @@ def check_mirror(value: str) -> str:
 
 @dataclass(frozen=True)
 class Copy:
-    """One accepted copy of a data-home file (a row of ``registry.tsv``).
-
-    ``size`` in bytes (``approximate``: never checked); ``hash`` ``"sha256:<hex>"``/``"md5:<hex>"`` or None (none
-    published); ``url`` the public source, None for a mirror-only copy, ``"repository"`` for a committed photo;
-    ``mirror_path`` where a mirror holds it when that differs (a photo whose label the course corrected)."""
+    """One accepted copy of a data-home file: a row of ``registry.tsv``, whose header says what each field holds."""
 
     set: str
     path: str
@@ -172,8 +164,7 @@ def verify(path: Path, copies: Sequence[Copy]) -> Copy | None:
                 return copy
         elif copy.size is None or copy.approximate or copy.size == size:
             algorithm, expected = copy.hash.split(":", 1)
-            if algorithm not in digests:
-                digests[algorithm] = file_digest(path, algorithm)
+            digests[algorithm] = digests.get(algorithm) or file_digest(path, algorithm)
             if digests[algorithm] == expected:
                 return copy
     return None
@@ -246,18 +237,16 @@ def _transfer(source: str, tmp: Path, bar: tqdm) -> None:
 def folder_lock(folder: Path) -> Iterator[None]:
     """An exclusive ``flock`` on ``folder`` itself (gone when the process dies), so that processes fetching or
     extracting into one folder take turns; no lock without ``fcntl`` or where the folder cannot be opened."""
-    try:
+    fd = None
+    with contextlib.suppress(OSError):
         fd = os.open(folder, os.O_RDONLY) if fcntl else None
-    except OSError:
-        fd = None
-    if fd is None:
-        yield
-        return
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
-        os.close(fd)
+        if fd is not None:
+            os.close(fd)
 
 
 def _fetch_from(source: str, target: Path, accepted: Sequence[Copy], show_bar: bool) -> None:
@@ -369,12 +358,7 @@ the lesson asks for, then its stand-in, as :func:`imgrec_helpers.applications.ch
 
 def needs(lessons: Sequence[str]) -> list[str | tuple[str, ...]]:
     """The needs of the given notebooks (``"04_transfer_learning.ipynb"``; others need nothing), each once."""
-    out: list[str | tuple[str, ...]] = []
-    for lesson in lessons:
-        for need in NEEDS.get(Path(str(lesson)).stem, ()):
-            if need not in out:
-                out.append(need)
-    return out
+    return list(dict.fromkeys(need for lesson in lessons for need in NEEDS.get(Path(str(lesson)).stem, ())))
 
 
 def _alternatives(need: tuple[str, ...], template: str) -> str:
@@ -397,11 +381,9 @@ def fetch_need(need: str | tuple[str, ...], home: str | os.PathLike | None = Non
     if isinstance(need, str):
         return fetch_set(need, home)
     root = check_data_home(home)
-    found = next((root / p for p in need if present(p, root)), None)
-    if found:
-        return found
     errors = []
-    for path, after in zip(need, need[1:] + (None,)):
+    ordered = sorted(need, key=lambda p: present(p, root) is None)  # one that is there already comes first
+    for path, after in zip(ordered, ordered[1:] + [None]):
         try:
             return fetch(path, root)
         except DataError as exc:
@@ -426,8 +408,8 @@ def fetch_needs(lessons: Sequence[str], home: str | os.PathLike | None = None,
     for need in todo:
         log(f"  {describe(need)}")
     fetched = [fetch_need(need, root, log) for need in todo]
-    for need in todo:
-        for _, extra, _ in _extra_files(root, need) if isinstance(need, str) else ():
+    for need in (n for n in todo if isinstance(n, str)):
+        for _, extra, _ in _extra_files(root, need):
             log(f"  note: {extra} is not in the registry; the lessons read it too (move it out to keep the set as "
                 "published)")
     return fetched
