@@ -1,9 +1,6 @@
-"""Google Cloud Vision through Google's official client, ``google-cloud-vision``: lesson 06.
-
-Credentials found without any network call, ``AnnotateImageRequest`` messages sent in batches, responses read
-field by field, real responses saved as dated recordings and replayed (always labelled "recorded on DATE"), and
-the lesson's "when to use what" table, also shown by ``report.html``.
-"""
+"""Lesson 06's Google Cloud Vision, through Google's official client ``google-cloud-vision``: credentials found
+without a network call, requests sent in batches, responses read, dated recordings saved and replayed, and the
+"when to use what" table (also in ``report.html``)."""
 from __future__ import annotations
 
 import base64
@@ -17,6 +14,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import google.auth
+from google.auth import _cloud_sdk
 from google.auth.exceptions import DefaultCredentialsError
 
 from .errors import ImgrecError, describe_os_error
@@ -51,19 +49,6 @@ class CredentialCheck:
     project: str | None = None
 
 
-def _adc_file() -> Path:
-    """Where ``gcloud auth application-default login`` saves credentials on this machine."""
-    try:
-        from google.auth import _cloud_sdk  # private: the same rule by hand below, should it move
-
-        return Path(_cloud_sdk.get_application_default_credentials_path())
-    except (ImportError, AttributeError):
-        base = os.environ.get("CLOUDSDK_CONFIG") or (
-            os.path.join(os.environ.get("APPDATA", ""), "gcloud") if os.name == "nt"
-            else os.path.join(os.path.expanduser("~"), ".config", "gcloud"))
-        return Path(base) / "application_default_credentials.json"
-
-
 def _on_google_cloud() -> bool:
     """True on a Google Compute Engine machine, read from the machine's DMI product name (no network)."""
     try:
@@ -73,10 +58,10 @@ def _on_google_cloud() -> bool:
 
 
 def find_credentials() -> CredentialCheck:
-    """Application Default Credentials for the Vision API (lesson 06). Where ``google.auth.default()`` looks is
-    checked locally first (the variable, the ADC file, a Google Cloud machine): with none, nothing is sent anywhere."""
+    """Credentials for the Vision API (lesson 06): where ``google.auth.default()`` looks is checked locally first
+    (the variable, the ADC file, a Google Cloud machine); with none, nothing is sent anywhere."""
     env = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
-    adc = _adc_file()
+    adc = Path(_cloud_sdk.get_application_default_credentials_path())  # where gcloud saves credentials
     if env:
         source = f"GOOGLE_APPLICATION_CREDENTIALS={env}"
     elif adc.is_file():
@@ -201,7 +186,8 @@ def save_recording(folder: str | os.PathLike, photos: Sequence[str | os.PathLike
         raise CloudError(f"{len(photos)} photos but {len(responses)} responses; save one response per photo")
     when = (when or _dt.datetime.now(_dt.timezone.utc)).astimezone(_dt.timezone.utc)
     target = Path(folder) / when.strftime("%Y-%m-%d_%H%M%S")
-    index = {"recorded": when.isoformat(timespec="seconds"), "client": f"google-cloud-vision {version('google-cloud-vision')}",
+    index = {"recorded": when.isoformat(timespec="seconds"),
+             "client": f"google-cloud-vision {version('google-cloud-vision')}",
              "features": list(features), "seconds": round(float(seconds), 3), "photos": []}
     with atomic_dir(target) as tmp:
         for path, response in zip(map(Path, photos), responses):
@@ -255,10 +241,7 @@ def comparison_rows(records: Sequence[dict[str, Any]]) -> list[list[str]]:
     for rec in sorted(records, key=lambda r: str(r.get("name", ""))):
         cells = {key: str(rec.get(key, "") or "") for key, _ in COMPARISON_COLUMNS}
         ms, note = rec.get("latency_ms"), rec.get("latency_note")
-        if ms is None:
-            cells["latency"] = str(note or "not run")
-        else:
-            cells["latency"] = f"{ms:,.0f} ms" + (f" ({note})" if note else "")
+        cells["latency"] = str(note or "not run") if ms is None else f"{ms:,.0f} ms" + (f" ({note})" if note else "")
         rows.append(list(cells.values()))
     return rows
 

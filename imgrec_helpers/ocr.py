@@ -1,10 +1,5 @@
-"""Offline text recognition (OCR) and how well it reads: lesson 06.
-
-RapidOCR (package ``rapidocr``) runs PaddleOCR's detector, orientation classifier and recogniser as ONNX models
-shipped inside its wheel, so nothing downloads; the lesson calls ``RapidOCR(params=ocr.engine_params())``. Its
-accuracy is measured on known words drawn onto the course's photos (:func:`render_text_images`) as the
-character error rate (:func:`character_error_rate`).
-"""
+"""Lesson 06's offline OCR: RapidOCR runs PaddleOCR's ONNX models shipped in its wheel (nothing downloads), called
+as ``RapidOCR(params=ocr.engine_params())``, and its character error rate on known words drawn onto the photos."""
 from __future__ import annotations
 
 import os
