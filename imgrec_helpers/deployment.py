@@ -26,10 +26,10 @@ def rows(records: Sequence[dict[str, Any]]) -> list[list[str]]:
     """The table's cells, one row per ``"deployment"`` record, ordered by record name (lesson 07, report)."""
     table = []
     for rec in sorted(records, key=lambda r: str(r.get("name", ""))):
-        cells = [format_value(key, rec.get(key)) for key, _ in COLUMNS]
+        cells = {key: format_value(key, rec.get(key)) for key, _ in COLUMNS}
         if isinstance(rec.get("test_images"), int) and rec.get("test_set") is not None:
-            cells[6] += f" ({rec['test_images']:,} images)"
-        table.append(cells)
+            cells["test_set"] += f" ({rec['test_images']:,} images)"
+        table.append(list(cells.values()))
     return table
 
 

@@ -167,6 +167,7 @@ def render_text_images(photos: Sequence[str | os.PathLike], count: int, seed: in
     rng = np.random.default_rng(seed)
     loaded = [(Path(p).name, Image.fromarray(load_image(p))) for p in photos]
     order = rng.permutation(len(loaded))
+    fonts_loaded: dict[tuple[str, int], Any] = {}  # each (font, size) is loaded once
     out: list[TextImage] = []
     for i in range(count):
         name, photo = loaded[int(order[i % len(loaded)])]
@@ -178,7 +179,9 @@ def render_text_images(photos: Sequence[str | os.PathLike], count: int, seed: in
         angle = round(float(rng.uniform(-max_angle, max_angle)), 1)
         box = bool(rng.random() < box_share)
 
-        font = ImageFont.truetype(str(font_file(font_name)), size)
+        if (font_name, size) not in fonts_loaded:
+            fonts_loaded[font_name, size] = ImageFont.truetype(str(font_file(font_name)), size)
+        font = fonts_loaded[font_name, size]
         left, top, right, bottom = font.getbbox(text)
         pad = max(4, size // 4)
         layer = Image.new("RGBA", (right - left + 2 * pad, bottom - top + 2 * pad), (0, 0, 0, 0))
