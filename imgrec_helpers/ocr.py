@@ -1,57 +1,31 @@
-"""Offline text recognition (OCR) and how well it reads: lesson 06.
-
-**The engine.** RapidOCR (PyPI package ``rapidocr``) runs PaddleOCR's text detector, orientation
-classifier and recogniser as ONNX models on ONNX Runtime, on the CPU. Its wheel ships those three model
-files inside the package, so nothing is downloaded: :func:`packaged_models` finds them and
-:func:`engine_params` points RapidOCR at exactly those files (RapidOCR would otherwise look up its
-download table). Lesson 06 creates the engine itself, ``RapidOCR(params=ocr.engine_params())``, and calls
-it on images: ``result = engine(image)`` gives ``result.txts`` (one string per text line),
-``result.scores`` and ``result.boxes`` (four corners per line).
-
-**The measurement.** A photo rarely comes with the text it shows typed out, so lesson 06 writes known
-words onto crops of the course's real photos (:func:`render_text_images`: several fonts, sizes, colours and
-small rotations; half of them on a semi-transparent contrasting box, half straight on the photo) and
-compares what the engine reads with what was written: the **character error rate**
-(:func:`character_error_rate`), the edit distance between the two texts divided by the length of the
-written text, after :func:`normalise_text`.
-"""
+"""Lesson 06's offline OCR: RapidOCR runs PaddleOCR's ONNX models shipped in its wheel (nothing downloads), called
+as ``RapidOCR(params=ocr.engine_params())``, and its character error rate on known words drawn onto the photos."""
 from __future__ import annotations
 
 import os
 import unicodedata
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import matplotlib
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
+from .data import load_image
 from .errors import ImgrecError
+from .plots import image_grid
 
-OCR_PACKAGE = "rapidocr"
-"""The PyPI package (and import name) of the offline OCR engine (lesson 06)."""
-
+# Detection scales images to at most this longer side (RapidOCR's default enlarges every image to 736 pixels on
+# its shorter side: about 3x the time on the course's 640-pixel photos, for nothing).
 MAX_SIDE = 640
-"""Detection works on images scaled so their longer side is at most this many pixels (RapidOCR's
-default instead enlarges every image to at least 736 pixels on its shorter side, which costs about 3x the
-time on the course's 640-pixel photos and gains nothing on them)."""
-
-FONTS: dict[str, str] = {
-    "DejaVu Sans": "DejaVuSans.ttf",
-    "DejaVu Sans Bold": "DejaVuSans-Bold.ttf",
-    "DejaVu Serif": "DejaVuSerif.ttf",
-    "DejaVu Sans Mono": "DejaVuSansMono.ttf",
-}
-"""Fonts the rendered text uses: TrueType files that ship inside matplotlib (lesson 06)."""
-
-TEXT_COLOURS: dict[str, tuple[int, int, int]] = {
-    "white": (255, 255, 255),
-    "black": (20, 20, 20),
-    "yellow": (250, 215, 0),
-    "red": (210, 30, 30),
-    "blue": (30, 70, 200),
-}
-"""Text colours of the rendered images (lesson 06)."""
-
+# Fonts of the rendered text: TrueType files that ship inside matplotlib.
+FONTS = {"DejaVu Sans": "DejaVuSans.ttf", "DejaVu Sans Bold": "DejaVuSans-Bold.ttf", "DejaVu Serif": "DejaVuSerif.ttf",
+         "DejaVu Sans Mono": "DejaVuSansMono.ttf"}
+TEXT_COLOURS = {"white": (255, 255, 255), "black": (20, 20, 20), "yellow": (250, 215, 0), "red": (210, 30, 30),
+                "blue": (30, 70, 200)}
+# The words the rendered images draw from: lower case, capitalised, capitals and digits.
 WORDS: tuple[str, ...] = (
     "coffee", "harbour", "station", "bakery", "museum", "garden", "river", "market", "library", "bridge",
     "airport", "ticket", "window", "orange", "yellow", "summer", "winter", "morning", "evening", "number",
@@ -60,108 +34,74 @@ WORDS: tuple[str, ...] = (
     "STOP", "PUSH", "PULL", "DANGER", "NORTH", "SOUTH", "EXPRESS", "POLICE", "FIRE EXIT", "ONE WAY",
     "Route 66", "Gate B12", "Room 214", "2026", "42", "1984", "Bus 7", "Exit 3", "Line 5", "Track 9",
 )
-"""The fixed word list the rendered images draw from: lower case, capitalised, capitals and digits (lesson 06)."""
+# Sample photos that show legible text of their own: known text is rendered on the others only.
+PHOTOS_WITH_TEXT = frozenset({"wikiphotos_021_nasa_shuttle_ferry.jpg", "matplotlib_grace_hopper.jpg",
+                              "kodak_kodim10.jpg", "kodak_kodim06.jpg"})
+# Text plainly legible in some sample photos, transcribed by eye (fuselage, name tag, sail numbers).
+PHOTO_TEXT = {"wikiphotos_021_nasa_shuttle_ferry.jpg": ("United States",),
+              "matplotlib_grace_hopper.jpg": ("COMO HOPPER",), "kodak_kodim10.jpg": ("63455", "20042")}
 
 
 class OCRError(ImgrecError):
-    """The OCR engine or its packaged models are missing or unusable (lesson 06)."""
-
-
-# --------------------------------------------------------------------------------------------
-# The engine
-# --------------------------------------------------------------------------------------------
+    """The OCR engine or its packaged models are missing or unusable, or bad input (lesson 06)."""
 
 
 def packaged_models() -> dict[str, Path]:
-    """The engine's three ONNX model files shipped inside the installed ``rapidocr`` package (lesson 06).
-
-    ``{"det": ..., "cls": ..., "rec": ...}``: text detection, orientation classification, recognition.
-    Raises :class:`OCRError` saying what to install when the package or a file is missing (a RapidOCR
-    release whose wheel does not ship its models would otherwise try to download them).
-    """
+    """``{"det", "cls", "rec"}``: the ONNX files shipped inside the installed ``rapidocr``, or an
+    :class:`OCRError` saying what to install (lesson 06)."""
     try:
-        import rapidocr
+        import rapidocr  # here, so that its absence is a one-line error
     except ImportError:
         raise OCRError("the offline OCR engine is not installed; run: pip install -e . (it brings rapidocr "
                        "and onnxruntime)") from None
     folder = Path(rapidocr.__file__).resolve().parent / "models"
-    found: dict[str, Path] = {}
-    for task in ("det", "cls", "rec"):
-        files = sorted(folder.glob(f"*_{task}_*.onnx")) if folder.is_dir() else []
+    found = {task: sorted(folder.glob(f"*_{task}_*.onnx")) if folder.is_dir() else [] for task in ("det", "cls", "rec")}
+    for task, files in found.items():
         if len(files) != 1:
-            raise OCRError(f"{folder}: expected one packaged {task} model (*_{task}_*.onnx), found "
-                           f"{len(files)}; reinstall a rapidocr release whose wheel ships its models: "
-                           "pip install 'rapidocr>=3.10,<4'")
-        found[task] = files[0]
-    return found
+            raise OCRError(f"{folder}: expected one packaged {task} model (*_{task}_*.onnx), found {len(files)}; "
+                           "reinstall a rapidocr release whose wheel ships its models: pip install 'rapidocr>=3.10,<4'")
+    return {task: files[0] for task, files in found.items()}
 
 
 def engine_name(models: Mapping[str, Path] | None = None) -> str:
-    """How the engine is named in outputs and records, e.g. ``"RapidOCR 3.10.0 (PP-OCRv6_rec_small)"``."""
-    from importlib.metadata import version
-
-    models = models or packaged_models()
-    return f"RapidOCR {version(OCR_PACKAGE)} ({Path(models['rec']).stem})"
+    """The engine as outputs name it, e.g. ``"RapidOCR 3.10.0 (PP-OCRv6_rec_small)"`` (lesson 06)."""
+    return f"RapidOCR {version('rapidocr')} ({Path((models or packaged_models())['rec']).stem})"
 
 
 def engine_params(models: Mapping[str, Path] | None = None, *, max_side: int = MAX_SIDE,
                   threads: int | None = 1) -> dict[str, Any]:
-    """Settings for ``RapidOCR(params=...)``: the packaged model files, quiet logging, detection size (lesson 06).
-
-    ``threads`` is ONNX Runtime's number of threads per model; ``None`` lets it use every core. One thread
-    is the default: on the course's busy 2-core machine it read the small rendered images 2.5-5x faster
-    than all cores did (the models are small; the threads mostly wait for each other there).
-    """
+    """``RapidOCR(params=...)``: the packaged models, no log, detection size, ONNX Runtime ``threads`` per model
+    (``None``: all cores; one read 2.5-5x faster on the course's busy 2-core machine) (lesson 06)."""
     models = models or packaged_models()
-    params: dict[str, Any] = {
-        "Global.log_level": "critical",
-        "Det.model_path": str(models["det"]),
-        "Cls.model_path": str(models["cls"]),
-        "Rec.model_path": str(models["rec"]),
-        "Det.limit_type": "max",
-        "Det.limit_side_len": int(max_side),
-    }
+    params: dict[str, Any] = {"Global.log_level": "critical", "Det.limit_type": "max",
+                              "Det.limit_side_len": int(max_side)}
+    params.update({f"{task.title()}.model_path": str(models[task]) for task in ("det", "cls", "rec")})
     if threads is not None:
         params["EngineConfig.onnxruntime.intra_op_num_threads"] = int(threads)
     return params
 
 
 def text_in_reading_order(result: Any) -> str:
-    """The lines an engine call found, top to bottom then left to right, joined by spaces (lesson 06).
-
-    ``result`` is what ``engine(image)`` returned; no text found gives ``""``.
-    """
+    """The lines ``engine(image)`` found, top to bottom then left to right, joined by spaces ("" if none)."""
     texts = list(getattr(result, "txts", None) or ())
     boxes = getattr(result, "boxes", None)
-    if not texts:
-        return ""
-    if boxes is None or len(boxes) != len(texts):
+    if not texts or boxes is None or len(boxes) != len(texts):
         return " ".join(texts)
-    tops = [(float(np.min(np.asarray(b)[:, 1])), float(np.min(np.asarray(b)[:, 0]))) for b in boxes]
-    heights = [float(np.ptp(np.asarray(b)[:, 1])) for b in boxes]
-    line = max(1.0, float(np.median(heights)) / 2)  # lines whose tops differ by less than this are one row
-    order = sorted(range(len(texts)), key=lambda i: (round(tops[i][0] / line), tops[i][1]))
+    boxes = [np.asarray(b) for b in boxes]
+    line = max(1.0, float(np.median([np.ptp(b[:, 1]) for b in boxes])) / 2)  # tops closer than this: one row
+    order = sorted(range(len(texts)), key=lambda i: (round(float(boxes[i][:, 1].min()) / line), boxes[i][:, 0].min()))
     return " ".join(texts[i] for i in order)
 
 
-# --------------------------------------------------------------------------------------------
-# Character error rate
-# --------------------------------------------------------------------------------------------
-
-
 def normalise_text(text: str, *, case: bool = False) -> str:
-    """The text as the error rate compares it (lesson 06).
-
-    Unicode NFKC (so full-width or ligature forms count as their plain letters), every run of white space
-    to one space, no space at either end, and lower case unless ``case=True``.
-    """
+    """The text as the error rate compares it: NFKC, white space runs to one space, trimmed, lower case unless
+    ``case`` (lesson 06)."""
     text = " ".join(unicodedata.normalize("NFKC", str(text)).split())
     return text if case else text.casefold()
 
 
 def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance: the fewest single-character insertions, deletions and substitutions
-    that turn ``a`` into ``b`` (lesson 06)."""
+    """Levenshtein distance: the fewest single-character insertions, deletions and substitutions from a to b."""
     if len(a) < len(b):
         a, b = b, a
     previous = list(range(len(b) + 1))
@@ -174,25 +114,15 @@ def edit_distance(a: str, b: str) -> int:
 
 
 def character_error_rate(references: Sequence[str], hypotheses: Sequence[str], *, case: bool = False) -> float:
-    """Character error rate over a set of images (lesson 06).
-
-    The sum of the edit distances between each written text (reference) and what the engine read
-    (hypothesis), divided by the total number of reference characters, both after :func:`normalise_text`.
-    So 0 is perfect, a missed word costs its length, and extra text the engine invents can push it above 1.
-    """
+    """Summed edit distances between written and read texts over the written characters, both normalised
+    (lesson 06): 0 is perfect, a missed word costs its length, invented text can pass 1."""
     if len(references) != len(hypotheses):
         raise OCRError(f"{len(references)} reference texts but {len(hypotheses)} OCR results; give one each")
     refs = [normalise_text(r, case=case) for r in references]
     total = sum(len(r) for r in refs)
     if total == 0:
         raise OCRError("the reference texts are empty; the error rate needs known text")
-    errors = sum(edit_distance(r, normalise_text(h, case=case)) for r, h in zip(refs, hypotheses))
-    return errors / total
-
-
-# --------------------------------------------------------------------------------------------
-# Images with known text
-# --------------------------------------------------------------------------------------------
+    return sum(edit_distance(r, normalise_text(h, case=case)) for r, h in zip(refs, hypotheses)) / total
 
 
 @dataclass(frozen=True)
@@ -212,8 +142,6 @@ class TextImage:
 
 def font_file(name: str) -> Path:
     """The TrueType file of one of :data:`FONTS`, inside matplotlib's package data (lesson 06)."""
-    import matplotlib
-
     if name not in FONTS:
         raise OCRError(f"unknown font {name!r}; use one of: {', '.join(FONTS)}")
     path = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / FONTS[name]
@@ -222,7 +150,7 @@ def font_file(name: str) -> Path:
     return path
 
 
-def _luminance(rgb: np.ndarray) -> np.ndarray:
+def _luminance(rgb: Any) -> np.ndarray:
     return np.asarray(rgb, dtype=np.float64) @ np.array([0.299, 0.587, 0.114])
 
 
@@ -231,24 +159,15 @@ def render_text_images(photos: Sequence[str | os.PathLike], count: int, seed: in
                        sizes: Sequence[int] = (18, 24, 32, 44), colours: Sequence[str] = tuple(TEXT_COLOURS),
                        max_angle: float = 8.0, box_share: float = 0.5,
                        crop: tuple[int, int] = (320, 128)) -> list[TextImage]:
-    """``count`` images with known text: one or two words from ``words`` drawn onto crops of ``photos`` (lesson 06).
-
-    Each image takes the next photo (every photo is used in turn), a random crop of at least ``crop``
-    (width, height) pixels, a random font, size, colour and rotation (uniform in +-``max_angle`` degrees),
-    and, for a share ``box_share`` of the images, a semi-transparent box behind the text in a contrasting
-    shade (dark behind light text, light behind dark text), like a caption; the others have the text
-    straight on the photo, however little it contrasts. The same ``seed`` gives the same images.
-    """
-    from PIL import Image, ImageDraw, ImageFont
-
-    from .data import load_image
-
+    """``count`` images, seeded: one or two ``words`` in a random font, size, colour and rotation (+-``max_angle``)
+    on a random crop (at least ``crop``) of each photo in turn, a share ``box_share`` on a semi-transparent box of
+    contrasting shade, the others straight on the photo (lesson 06)."""
     if count < 1 or not photos:
         raise OCRError("render_text_images needs at least one photo and count >= 1")
     rng = np.random.default_rng(seed)
     loaded = [(Path(p).name, Image.fromarray(load_image(p))) for p in photos]
     order = rng.permutation(len(loaded))
-    font_cache: dict[tuple[str, int], Any] = {}
+    fonts_loaded: dict[tuple[str, int], Any] = {}  # each (font, size) is loaded once
     out: list[TextImage] = []
     for i in range(count):
         name, photo = loaded[int(order[i % len(loaded)])]
@@ -260,17 +179,16 @@ def render_text_images(photos: Sequence[str | os.PathLike], count: int, seed: in
         angle = round(float(rng.uniform(-max_angle, max_angle)), 1)
         box = bool(rng.random() < box_share)
 
-        key = (font_name, size)
-        if key not in font_cache:
-            font_cache[key] = ImageFont.truetype(str(font_file(font_name)), size)
-        font = font_cache[key]
+        if (font_name, size) not in fonts_loaded:
+            fonts_loaded[font_name, size] = ImageFont.truetype(str(font_file(font_name)), size)
+        font = fonts_loaded[font_name, size]
         left, top, right, bottom = font.getbbox(text)
         pad = max(4, size // 4)
         layer = Image.new("RGBA", (right - left + 2 * pad, bottom - top + 2 * pad), (0, 0, 0, 0))
         draw = ImageDraw.Draw(layer)
         rgb = TEXT_COLOURS[colour]
         if box:
-            shade = (0, 0, 0, 170) if _luminance(np.array(rgb)) > 128 else (255, 255, 255, 190)
+            shade = (0, 0, 0, 170) if _luminance(rgb) > 128 else (255, 255, 255, 190)
             draw.rectangle((0, 0, layer.width - 1, layer.height - 1), fill=shade)
         draw.text((pad - left, pad - top), text, font=font, fill=(*rgb, 255))
         layer = layer.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
@@ -282,13 +200,12 @@ def render_text_images(photos: Sequence[str | os.PathLike], count: int, seed: in
         x0 = int(rng.integers(0, source.width - width + 1))
         y0 = int(rng.integers(0, source.height - height + 1))
         canvas = source.crop((x0, y0, x0 + width, y0 + height)).convert("RGBA")
-        px = int(rng.integers(8, width - layer.width - 7)) if width - layer.width > 16 else (width - layer.width) // 2
-        py = int(rng.integers(8, height - layer.height - 7)) if height - layer.height > 16 else (height - layer.height) // 2
+        px, py = ((int(rng.integers(8, room - 7)) if room > 16 else room // 2)
+                  for room in (width - layer.width, height - layer.height))
         behind = np.asarray(canvas.convert("RGB"))[py:py + layer.height, px:px + layer.width]
         canvas.alpha_composite(layer, (px, py))
         ink = np.asarray(layer)[..., 3] > 128
-        contrast = abs(float(_luminance(np.array(rgb))) - float(_luminance(behind[ink]).mean())) / 255 \
-            if ink.any() else 0.0
+        contrast = abs(float(_luminance(rgb)) - float(_luminance(behind[ink]).mean())) / 255 if ink.any() else 0.0
         out.append(TextImage(np.asarray(canvas.convert("RGB"), dtype=np.uint8), text, name, font_name, size,
                              colour, angle, box, round(contrast, 3)))
     return out
@@ -306,53 +223,17 @@ def error_rate_by(samples: Sequence[TextImage], hypotheses: Sequence[str], attri
             for value, idx in sorted(groups.items(), key=lambda kv: str(kv[0]))}
 
 
-PHOTOS_WITH_TEXT: frozenset[str] = frozenset({
-    "wikiphotos_021_nasa_shuttle_ferry.jpg", "matplotlib_grace_hopper.jpg", "kodak_kodim10.jpg",
-    "kodak_kodim06.jpg",
-})
-"""The course's sample photos that show legible text of their own (a fuselage, a name tag, sail numbers, a
-boat's name). Lesson 06 renders its known text on the *other* photos only, so that text
-the engine rightly reads in the background does not count as an error."""
-
-PHOTO_TEXT: dict[str, tuple[str, ...]] = {
-    "wikiphotos_021_nasa_shuttle_ferry.jpg": ("United States",),
-    "matplotlib_grace_hopper.jpg": ("COMO HOPPER",),
-    "kodak_kodim10.jpg": ("63455", "20042"),
-}
-"""Text that is plainly legible in some of the course's own sample photos, transcribed by eye
-(the shuttle's fuselage, Grace Hopper's name tag, two sail numbers). Lesson 06 checks whether the engine
-finds each one; these photos carry other, smaller text too."""
-
-
 def known_text_first(paths: Sequence[str | os.PathLike], limit: int | None = None) -> list[Path]:
-    """``paths`` with the photos of :data:`PHOTO_TEXT` first (in that order), then the rest by name,
-    cut to ``limit`` (``None``: all). Lesson 06 sends the same photos through every approach, and a
-    short profile should still include the photos that show text."""
+    """``paths`` with those of :data:`PHOTO_TEXT` first, then the rest by name, cut to ``limit``: lesson 06 sends
+    these photos through every approach, and a short profile still includes the ones that show text."""
     paths = [Path(p) for p in paths]
     known = [p for name in PHOTO_TEXT for p in paths if p.name == name]
-    rest = sorted((p for p in paths if p not in known), key=lambda p: p.name)
-    chosen = known + rest
-    return chosen if limit is None else chosen[:limit]
+    return (known + sorted((p for p in paths if p not in known), key=lambda p: p.name))[:limit]
 
 
 def show_text_images(samples: Sequence[TextImage], titles: Sequence[str], columns: int = 4,
                      save_to: str | os.PathLike | None = None):
     """Rendered images in a grid sized to their wide shape, each with its title (lesson 06)."""
-    import matplotlib.pyplot as plt
-
-    from .plots import save_figure
-
-    n = len(samples)
-    columns = max(1, min(columns, n))
-    rows = max(1, -(-n // columns))
-    aspect = float(np.median([s.image.shape[0] / s.image.shape[1] for s in samples])) if n else 0.4
-    width = 2.8
-    fig, axes = plt.subplots(rows, columns, figsize=(columns * width, rows * (width * aspect + 0.4)), squeeze=False)
-    for i, ax in enumerate(axes.ravel()):
-        ax.axis("off")
-        if i < n:
-            ax.imshow(samples[i].image)
-            ax.set_title(titles[i], fontsize=8)
-    fig.tight_layout()
-    save_figure(fig, save_to)
-    return fig
+    aspect = float(np.median([s.image.shape[0] / s.image.shape[1] for s in samples])) if samples else 0.4
+    return image_grid([s.image for s in samples], titles, columns, size=2.8, save_to=save_to, aspect=aspect,
+                      fontsize=8)

@@ -1,9 +1,7 @@
-"""Measured results: one JSON record per trained model, and the comparison table built from them.
+"""Measured results: one JSON record per measurement in ``RUN_DIR/results/``, and the tables built from them.
 
-Lessons record through :meth:`imgrec_helpers.running.Lesson.record` (which calls :func:`record_result`
-with the profile, seed and hardware filled in); lesson 05 and the run report
-(:mod:`imgrec_helpers.report`) read the records back with :func:`load_results`: numbers are never
-typed by hand.
+Lessons record through ``running.Lesson.record``; lessons 05-07 and the run report read the records back with
+:func:`load_results`, so numbers are never typed by hand.
 """
 from __future__ import annotations
 
@@ -16,22 +14,20 @@ from typing import Any, Sequence
 from .errors import ImgrecError
 from .persistence import write_json
 
+# Every result record has at least these keys (lesson 05 and the report read them).
 REQUIRED_KEYS = ("approach", "model", "train_images", "epochs", "train_seconds", "test_accuracy",
                  "test_images", "profile", "precision", "hardware")
-"""Every result record has at least these keys (lesson 05 and the report read them)."""
-
+# The comparison table's columns, in order (lesson 05, report.html).
 TABLE_COLUMNS = ("approach", "model", "train_images", "train_seconds", "test_accuracy", "test_images",
                  "profile", "precision", "hardware")
-"""The comparison table's columns, in order (lesson 05, report.html)."""
+# How a cell of each field is shown in the course's tables (lessons 05 and 07, report.html).
+FORMATS = {"test_accuracy": "{:.4f}", "train_seconds": "{:.1f}", "file_mb": "{:.2f}", "ms_per_image": "{:.2f}",
+           "parameters": "{:,}", "agreement": "{:.1%}"}
 
 
 def record_result(run_dir: str | os.PathLike, name: str, *, kind: str = "model", **fields: Any) -> Path:
-    """Write one result record to ``RUN_DIR/results/<name>.json`` (atomically) and return its path.
-
-    ``kind`` is ``"model"`` for the comparison table (lessons 02-04) or ``"curve"`` for points of
-    the data-efficiency curve (lesson 05). Raises when a required key is missing, so an incomplete
-    record can never reach the table.
-    """
+    """Write one record to ``RUN_DIR/results/<name>.json`` atomically; ``kind`` is "model" (lessons 02-04),
+    "curve" (lesson 05), "api_comparison" (06) or "deployment" (07). A missing required key raises."""
     missing = [k for k in REQUIRED_KEYS if k not in fields]
     if missing:
         raise ImgrecError(f"result {name!r} lacks {', '.join(missing)}; every record needs {', '.join(REQUIRED_KEYS)}")
@@ -56,16 +52,12 @@ def load_results(run_dir: str | os.PathLike, kind: str | None = "model") -> list
 
 
 def format_value(key: str, value: Any) -> str:
-    """How a table cell is shown: accuracy as 0.xxxx, seconds with one decimal, counts with commas."""
+    """A table cell: "n/a" for None, counts with commas, other numbers as :data:`FORMATS` says."""
     if value is None:
         return "n/a"
-    if key == "test_accuracy":
-        return f"{value:.4f}"
-    if key == "train_seconds":
-        return f"{value:.1f}"
     if key in ("train_images", "test_images", "epochs") and isinstance(value, int):
         return f"{value:,}"
-    return str(value)
+    return FORMATS.get(key, "{}").format(value)
 
 
 def table_rows(records: Sequence[dict[str, Any]], columns: Sequence[str] = TABLE_COLUMNS) -> list[list[str]]:
@@ -73,8 +65,11 @@ def table_rows(records: Sequence[dict[str, Any]], columns: Sequence[str] = TABLE
     return [[format_value(c, rec.get(c)) for c in columns] for rec in records]
 
 
-def markdown_table(records: Sequence[dict[str, Any]], columns: Sequence[str] = TABLE_COLUMNS) -> str:
-    """The comparison table as Markdown, for ``IPython.display.Markdown`` (lesson 05)."""
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(row) + " |" for row in table_rows(records, columns)]
-    return "\n".join(lines)
+def markdown_table(records: Sequence[dict[str, Any]], columns: Sequence[Any] = TABLE_COLUMNS,
+                   rows: Sequence[Sequence[str]] | None = None) -> str:
+    """A table as Markdown for ``IPython.display.Markdown``: lesson 05's from ``records``; lessons 06 and 07
+    give their own ``rows`` and ``(field, heading)`` columns. A "|" in a cell becomes "/"."""
+    headings = [c if isinstance(c, str) else c[1] for c in columns]
+    rows = table_rows(records, columns) if rows is None else rows
+    lines = ["| " + " | ".join(headings) + " |", "|" + "---|" * len(headings)]
+    return "\n".join(lines + ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows])
