@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 import google.auth
-from google.auth import _cloud_sdk
 from google.auth.exceptions import DefaultCredentialsError
 
 from .errors import ImgrecError, describe_os_error
@@ -61,7 +60,9 @@ def find_credentials() -> CredentialCheck:
     """Credentials for the Vision API (lesson 06): where ``google.auth.default()`` looks is checked locally first
     (the variable, the ADC file, a Google Cloud machine); with none, nothing is sent anywhere."""
     env = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
-    adc = Path(_cloud_sdk.get_application_default_credentials_path())  # where gcloud saves credentials
+    home = os.path.join(os.environ.get("APPDATA", ""), "gcloud") if os.name == "nt" else "~/.config/gcloud"
+    config = os.path.expanduser(os.environ.get("CLOUDSDK_CONFIG") or home)
+    adc = Path(config) / "application_default_credentials.json"  # where gcloud's documented rule saves credentials
     if env:
         source = f"GOOGLE_APPLICATION_CREDENTIALS={env}"
     elif adc.is_file():
