@@ -69,7 +69,8 @@ def label(details: dict[str, Any] | None = None) -> str:
     """A short label for tables: ``"CPU, 2 cores"`` or ``"GPU (1x), 16 cores"``."""
     details = details if details is not None else {"gpus": gpus(), "cores": os.cpu_count()}
     found = details.get("gpus") or []
-    return f"{f'GPU ({len(found)}x)' if found else 'CPU'}, {details.get('cores')} cores"
+    kind = f"GPU ({len(found)}x)" if found else "CPU"
+    return f"{kind}, {details.get('cores')} cores"
 
 
 def describe_cpu(flags: set[str] | None = None) -> str:
