@@ -21,7 +21,7 @@ def build_reference_cnn(num_classes: int = 10, input_shape: tuple[int, int, int]
 
     ``precision`` is a Keras dtype policy given to each layer (no global setting changes); the softmax stays float32.
     """
-    import keras
+    import keras  # 10 s to import: only where needed (module docstring)
     from keras import layers
 
     p = precision
@@ -40,7 +40,7 @@ def build_fast_cnn(num_classes: int = 10, input_shape: tuple[int, int, int] = (3
                    name: str = "fast_cnn"):
     """A faster-learning CNN for ``imgrec bench``'s time-to-80% figure: per width in ``widths`` two Conv2D +
     batch normalisation + relu, then max pooling; global average pooling instead of the large Dense(512)."""
-    import keras
+    import keras  # 10 s to import: only where needed (module docstring)
     from keras import layers
 
     p = precision
@@ -62,7 +62,7 @@ def build_feature_head(feature_shape: int | Sequence[int], num_classes: int, hid
     Flatten -> Dense(``hidden``, relu; none if 0) -> Dropout -> one sigmoid unit for 2 classes (binary
     cross-entropy), else softmax (sparse categorical cross-entropy); Adam at ``learning_rate``, metric accuracy.
     """
-    import keras
+    import keras  # 10 s to import: only where needed (module docstring)
     from keras import layers
 
     shape = (int(feature_shape),) if isinstance(feature_shape, (int, np.integer)) else tuple(map(int, feature_shape))

@@ -67,7 +67,7 @@ def choose_precision(requested: str = "auto") -> tuple[str, str]:
             raise ImgrecError(f"IMGREC_PRECISION={from_env!r} is not a precision; use one of: "
                               f"{', '.join(PRECISIONS[1:])}, or unset it")
         return from_env, f"{from_env} (chosen by the IMGREC_PRECISION environment variable)"
-    import tensorflow as tf
+    import tensorflow as tf  # 10 s to import: only where needed (module docstring)
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:  # the slowest GPU decides: every replica computes in the same policy
@@ -112,7 +112,7 @@ def split_cpu(count: int) -> None:
     02, 05; ``imgrec bench --cpu-devices``); only before TensorFlow runs anything (``running.start_lesson``)."""
     if count == 1:
         return
-    import tensorflow as tf
+    import tensorflow as tf  # 10 s to import: only where needed (module docstring)
 
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
@@ -129,7 +129,7 @@ def split_cpu(count: int) -> None:
 def strategy_facts(strategy: Any) -> dict[str, Any]:
     """Where a model trained (result records via ``Lesson.record``, the manifest): ``{"strategy":
     "MirroredStrategy", "replicas": 2, "devices": ["CPU:0", "CPU:1"]}``, or ``"default strategy"``."""
-    import tensorflow as tf
+    import tensorflow as tf  # 10 s to import: only where needed (module docstring)
 
     try:
         devices = list(strategy.extended.worker_devices)
