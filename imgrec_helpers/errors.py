@@ -1,28 +1,19 @@
-"""Errors the course reports to people, each as one readable line.
+"""Errors the course reports to people, each as one line: what went wrong, which file, what to do.
 
-Every helper raises :class:`ImgrecError` (or a subclass) for problems a student can fix
-themselves: missing or corrupt data, unreadable images, unknown names, missing weights, a disk
-that is full or read-only. The message says what went wrong, which file, and what to do.
-``imgrec`` prints it without a traceback; in a notebook (IPython) the cell's error is that one line
-too, ``DataError: ... what to do``, without the frames of the helper code that raised it (``%tb``
-still prints them); any other exception keeps its whole traceback.
-
-Errors the operating system raises (:class:`OSError`) are explained by :func:`describe_os_error`:
-the path, what the error number means, and what to do about it. ``imgrec`` uses it for any
-``OSError`` that reaches it, so a full disk or a folder without permission is one line too.
+Helpers raise :class:`ImgrecError` (or a subclass) for problems a student can fix. ``imgrec`` prints it without a
+traceback, and so does a notebook (IPython; ``%tb`` still shows the frames); other exceptions keep their traceback.
+An :class:`OSError` (full or read-only disk, no permission) is explained in one line by :func:`describe_os_error`.
 """
 from __future__ import annotations
 
 import errno
 import os
+import re
 from pathlib import Path
 
 
 class ImgrecError(Exception):
-    """A problem with the user's input or environment, explained in one line.
-
-    Line breaks inside the message (e.g. from a library's own error text) are folded into spaces.
-    """
+    """A problem with the user's input or environment, in one line (line breaks are folded into spaces)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
@@ -49,19 +40,15 @@ class ModelError(ImgrecError):
 
 
 class FileSystemError(ImgrecError):
-    """The operating system refused to read or write a file: disk full, read-only, no permission,
-    path too long... (every writer through :mod:`imgrec_helpers.persistence`, the runner, ``imgrec``).
-
-    ``errno`` keeps the operating system's error number (e.g. ``errno.ENOSPC``), or None.
-    """
+    """The operating system refused to read or write a file (every writer through :mod:`.persistence`, the runner,
+    ``imgrec``); ``errno`` keeps its error number (e.g. ``errno.ENOSPC``), or None."""
 
     def __init__(self, message: str, errno: int | None = None) -> None:
         super().__init__(message)
         self.errno = errno
 
 
-# errno -> (what it means, what to do); the meaning is worded for people, the advice is an action.
-_OS_ERRORS: dict[int, tuple[str, str]] = {
+_OS_ERRORS: dict[int, tuple[str, str]] = {  # errno: (what it means, what to do)
     errno.ENOSPC: ("no space left on device: the disk is full",
                    "free some space on that disk, or choose a folder on another disk"),
     errno.EDQUOT: ("disk quota exceeded", "free some of your space there, or choose a folder on another disk"),
@@ -85,21 +72,12 @@ _OS_ERRORS: dict[int, tuple[str, str]] = {
 
 def _errno_of(exc: OSError) -> int | None:
     """The error number, also from libraries that only put it in the text (h5py: ``errno = 28``)."""
-    if exc.errno is not None:
-        return exc.errno
-    import re
-
-    match = re.search(r"errno\s*=\s*(\d+)", str(exc))
-    return int(match.group(1)) if match else None
-
-
-def errno_name(number: int | None) -> str:
-    """``ENOSPC`` for 28, ``"OSError"`` when there is no number."""
-    return errno.errorcode.get(number, f"errno {number}") if number is not None else "OSError"
+    match = re.search(r"errno\s*=\s*(\d+)", str(exc)) if exc.errno is None else None
+    return int(match.group(1)) if match else exc.errno
 
 
 def _mount_point(path: Path) -> Path | None:
-    """The mount point of the file system that holds ``path`` (or the nearest existing parent)."""
+    """The mount point of the file system that holds ``path`` (or its nearest existing parent); also the runner's."""
     p = Path(os.path.abspath(path))
     try:
         while not p.exists() and p != p.parent:
@@ -112,28 +90,26 @@ def _mount_point(path: Path) -> Path | None:
 
 
 def describe_os_error(exc: OSError, path: str | os.PathLike | None = None, action: str | None = None) -> str:
-    """One line for an :class:`OSError`: the path, the action, what the error means, what to do.
-
-    ``"cannot write /mnt/usb/run/manifest.json: no space left on device: the disk is full (ENOSPC,
-    disk mounted at /mnt/usb); free some space on that disk, or choose a folder on another disk"``.
-    ``path`` defaults to the error's own file name; ``action`` is e.g. ``"write"`` or ``"read"``.
-    """
-    where = path if path is not None else (exc.filename if exc.filename is not None else None)
+    """One line: ``"cannot write /mnt/usb/run/manifest.json: no space left on device: the disk is full (ENOSPC,
+    disk mounted at /mnt/usb); free some space ..."``; ``path`` defaults to the error's file name."""
+    where = path if path is not None else exc.filename
     number = _errno_of(exc)
     meaning, advice = _OS_ERRORS.get(number, (exc.strerror or str(exc) or type(exc).__name__,
                                               "check the path and try again"))
-    name = errno_name(number)
+    name = errno.errorcode.get(number, f"errno {number}") if number is not None else "OSError"
     if number in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) and where is not None:
         mount = _mount_point(Path(where))
         if mount is not None:
             name += f", disk mounted at {mount}"
-    head = f"cannot {action} {where}" if action and where is not None else (str(where) if where is not None else
-                                                                          f"cannot {action or 'continue'}")
+    if where is None:
+        head = f"cannot {action or 'continue'}"
+    else:
+        head = f"cannot {action} {where}" if action else str(where)
     if exc.filename2 is not None and path is None:
         head += f" -> {exc.filename2}"
     return f"{head}: {meaning} ({name}); {advice}"
 
 
 def os_error(exc: OSError, path: str | os.PathLike | None = None, action: str | None = None) -> FileSystemError:
-    """:class:`FileSystemError` with :func:`describe_os_error`'s line (``raise os_error(exc, p, "write") from None``)."""
+    """:class:`FileSystemError` with :func:`describe_os_error`'s line: ``raise os_error(exc, p, "write") from None``."""
     return FileSystemError(describe_os_error(exc, path, action), _errno_of(exc))

@@ -1,9 +1,8 @@
-"""What the course runs on, detected in one place: CPU model and flags, cores, memory, GPUs.
+"""What the course runs on: CPU model and flags, cores, memory, GPUs (lesson setup lines and result records,
+:func:`imgrec_helpers.training.choose_precision`, ``manifest.json``, ``imgrec bench``).
 
-Used by every lesson's setup line and result records (via :class:`imgrec_helpers.running.Lesson`),
-by :func:`imgrec_helpers.training.choose_precision` (lesson 02), the runner's ``manifest.json``
-and ``imgrec bench``. Reads ``/proc/cpuinfo`` where there is one; never imports TensorFlow itself
-(GPUs are asked of TensorFlow only when it is already imported, otherwise of ``nvidia-smi``).
+Reads ``/proc/cpuinfo`` where there is one; asks TensorFlow for GPUs only when it is already imported, else
+``nvidia-smi``.
 """
 from __future__ import annotations
 
@@ -14,21 +13,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-BFLOAT16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
-"""CPU flags that mean native bfloat16 arithmetic (Intel AVX512-BF16 or AMX)."""
-
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
 """The CPU flags that matter for training speed, as quoted beside every timing."""
 
 
 def _cpuinfo_field(name: str) -> str | None:
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(name):
-                return line.split(":", 1)[1].strip()
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
-    return None
+        return None
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith(name)), None)
 
 
 def cpu_model() -> str:
@@ -43,15 +37,13 @@ def cpu_flags() -> set[str]:
 
 def has_native_bfloat16(flags: set[str] | None = None) -> bool:
     """True on CPUs that compute bfloat16 natively (AVX512-BF16 or AMX)."""
-    return bool(BFLOAT16_FLAGS & (cpu_flags() if flags is None else flags))
+    return bool({"avx512_bf16", "amx_bf16"} & (cpu_flags() if flags is None else flags))
 
 
 def gpus() -> list[str]:
     """GPU names: TensorFlow's list when TensorFlow is already imported, else ``nvidia-smi -L``'s."""
     if "tensorflow" in sys.modules:
-        import tensorflow as tf
-
-        return [d.name for d in tf.config.list_physical_devices("GPU")]
+        return [d.name for d in sys.modules["tensorflow"].config.list_physical_devices("GPU")]
     try:
         listing = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.TimeoutExpired):
@@ -82,7 +74,6 @@ def label(details: dict[str, Any] | None = None) -> str:
 
 
 def describe_cpu(flags: set[str] | None = None) -> str:
-    """The CPU as quoted beside timings: model, cores and the speed-relevant flags."""
-    flags = cpu_flags() if flags is None else flags
-    shown = [f for f in SIMD_FLAGS if f in flags] or ["no AVX2"]
+    """The CPU as quoted beside timings (``imgrec bench``): model, cores and the speed-relevant flags."""
+    shown = [f for f in SIMD_FLAGS if f in (cpu_flags() if flags is None else flags)] or ["no AVX2"]
     return f"{cpu_model()}, {os.cpu_count()} cores ({', '.join(shown)})"

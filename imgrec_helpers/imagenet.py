@@ -1,9 +1,7 @@
 """ImageNet facts lesson 03 checks its predictions against: class ids (wnids) and top-1 accuracy.
 
-Keras' ``decode_predictions`` turns a model's 1,000 probabilities into ``(wnid, label, probability)``
-rows, best first. Lesson 03 asserts that its cat photos get a house-cat class and the coffee photo an
-"espresso", and measures top-1 accuracy on ImageNet photos whose file name starts with their wnid
-(``n02088364_beagle.jpg``); lesson 05 compares that record with the others.
+Lesson 03 asserts its cat photos get a house-cat class and the coffee photo "espresso", and measures top-1 accuracy
+on ImageNet photos named after their wnid (``n02088364_beagle.jpg``); lesson 05 compares that record.
 """
 from __future__ import annotations
 
@@ -35,15 +33,9 @@ def wnid_from_filename(path: str | os.PathLike) -> str | None:
 
 
 def top1_accuracy(decoded: Sequence[Sequence[tuple]], paths: Sequence[str | os.PathLike]) -> tuple[float, int]:
-    """Top-1 accuracy of ``decode_predictions`` rows against the wnid in each file name (lesson 03's record).
-
-    Returns ``(accuracy, number of photos with a wnid)``; photos without one are skipped.
-    """
+    """``(accuracy, photos with a wnid)`` of ``decode_predictions`` rows against each file name's wnid (lesson 03)."""
     pairs = [(str(row[0][0]), wnid_from_filename(p)) for row, p in zip(decoded, paths)]
-    pairs = [(pred, true) for pred, true in pairs if true is not None]
-    if not pairs:
+    hits = [pred == true for pred, true in pairs if true is not None]
+    if not hits:
         raise ImageError("no file name starts with an ImageNet wnid (e.g. n02088364_beagle.jpg)")
-    return float(np.mean([pred == true for pred, true in pairs])), len(pairs)
-
-
-__all__ = ["IMAGENET_TRAIN_IMAGES", "DOMESTIC_CAT_WNIDS", "ESPRESSO_WNID", "wnid_from_filename", "top1_accuracy"]
+    return float(np.mean(hits)), len(hits)

@@ -1,13 +1,8 @@
-"""Saving and loading without half-written files.
+"""Saving and loading without half-written files; ``.keras`` and ``.tflite`` models that carry their class names.
 
-Everything the course writes (models, features, result records, the run manifest, extracted
-datasets) goes through :func:`atomic_path` or :func:`atomic_dir`: it is written under a temporary
-name beside its target and renamed into place only when complete, so an interrupted run leaves
-the previous file intact and never a truncated one.
-
-Lesson 02 teaches the two classic ways to save a Keras model (structure as JSON + weights as H5)
-and the modern single ``.keras`` file; lessons 03 and 04 save extracted features with
-:func:`save_features`.
+Everything the course writes goes through :func:`atomic_path` or :func:`atomic_dir`: written under a temporary name
+beside its target with the mode a plain ``open``/``mkdir`` would give (umask respected), renamed into place only when
+complete. Lessons 02 and 04 save ``.keras`` files, lesson 07 ``.tflite`` files, lessons 03 and 04 features.
 """
 from __future__ import annotations
 
@@ -15,8 +10,10 @@ import contextlib
 import json
 import os
 import shutil
+import stat
 import tempfile
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -24,29 +21,28 @@ import numpy as np
 
 from .errors import ImgrecError, ModelError, describe_os_error, os_error
 
+MODEL_INFO_ENTRY = "imgrec.json"
+"""The entry in a ``.keras`` zip (the metadata in a ``.tflite`` file) with class names and input scaling."""
+INPUT_SCALES = ("0-1", "0-255")
+"""Pixels as floats in [0, 1] (lesson 02's CNN) or raw 0-255 RGB (models with their preprocessing inside)."""
+TFLITE_IDENTIFIER = b"TFL3"
+"""The file identifier every LiteRT (``.tflite``) flatbuffer carries at bytes 4-8."""
+_SAVE_MODEL = "save the model again with imgrec_helpers.persistence.save_model"
+_SAVE_TFLITE = "store it again with imgrec_helpers.persistence.save_tflite_info"
 
-def current_umask() -> int:
-    """The process's umask (``/proc/self/status`` on Linux, else read by setting and restoring it)."""
+
+def file_mode(base: int = 0o666) -> int:
+    """``base & ~umask``: the mode a plain ``open(path, "w")`` gives a new file (``base=0o777``: ``mkdir``'s).
+
+    The umask is read from ``/proc/self/status`` where there is one: setting and restoring it is not thread-safe.
+    """
     try:
         with open("/proc/self/status") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def file_mode() -> int:
-    """The mode a plain ``open(path, "w")`` gives a new file: ``0o666 & ~umask``."""
-    return 0o666 & ~current_umask()
-
-
-def dir_mode() -> int:
-    """The mode a plain ``mkdir`` gives a new folder: ``0o777 & ~umask``."""
-    return 0o777 & ~current_umask()
+            umask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return base & ~umask
 
 
 def _make_parent(target: Path) -> None:
@@ -58,14 +54,10 @@ def _make_parent(target: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` when the block succeeds.
+    """Yield a temporary path beside ``target``; rename it onto ``target`` when the block succeeds, else remove it.
 
-    The temporary name keeps ``target``'s extension (or ``suffix``) because some writers, such as
-    Keras' ``model.save``, choose the format from it. On any error the temporary file is removed
-    and ``target`` is left as it was. The finished file gets the mode a plain ``open()`` would
-    give it (``0o666 & ~umask``), not ``mkstemp``'s private 0600. An :class:`OSError` while writing
-    (disk full, read-only, no permission, name too long) becomes one :class:`FileSystemError` line
-    naming ``target``.
+    It keeps ``target``'s extension (or ``suffix``): Keras' ``model.save`` chooses the format from it. An
+    :class:`OSError` while writing (disk full, read-only, ...) becomes one :class:`FileSystemError` line.
     """
     target = Path(target)
     _make_parent(target)
@@ -93,43 +85,34 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
 
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh temporary folder beside ``target``; move it into place when the block succeeds.
-
-    Used to extract datasets: a half-extracted folder is never left where the loader looks.
-    An existing ``target`` is replaced only after the new folder is complete. The folder gets
-    the mode a plain ``mkdir`` would give it (``0o777 & ~umask``). Errors of the block itself are
-    passed on unchanged (the caller knows what it was reading); creating or moving the folder
-    raises :class:`FileSystemError`.
-    """
+    """Yield a fresh temporary folder beside ``target``; move it into place, replacing any old one, when the block
+    succeeds (extracted datasets). The block's own errors pass unchanged; creating or moving the folder raises
+    :class:`FileSystemError`."""
     target = Path(target)
     _make_parent(target)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent))
-        os.chmod(tmp, dir_mode())
+        os.chmod(tmp, file_mode(0o777))
     except OSError as exc:
         raise os_error(exc, target, "create the folder") from None
     try:
         yield tmp
+        old = target.with_name(f".{target.name}.old")
         try:
             if target.exists():
-                old = target.with_name(f".{target.name}.old")
                 shutil.rmtree(old, ignore_errors=True)
                 os.replace(target, old)
-                os.replace(tmp, target)
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
+            os.replace(tmp, target)
         except OSError as exc:
             raise os_error(exc, target, "move into place the folder") from None
+        shutil.rmtree(old, ignore_errors=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def stat_existing(path: str | os.PathLike, error: type[ImgrecError], missing: str) -> os.stat_result:
-    """``os.stat(path)``, or one line of type ``error``: ``missing`` (the advice) for a path that does
-    not exist, :func:`~imgrec_helpers.errors.describe_os_error` for any other refusal (permission denied
-    on a folder above, name too long, a link loop). Used by :func:`existing_file` and
-    :func:`imgrec_helpers.data.check_folder`."""
+    """``os.stat(path)``, or one line of type ``error``: ``missing`` (the advice) for a path that does not exist,
+    :func:`~imgrec_helpers.errors.describe_os_error` for other refusals (``data.check_folder``, ``existing_file``)."""
     try:
         return os.stat(path)
     except FileNotFoundError:
@@ -139,26 +122,19 @@ def stat_existing(path: str | os.PathLike, error: type[ImgrecError], missing: st
 
 
 def existing_file(path: str | os.PathLike, error: type[ImgrecError], missing: str, folder: str) -> Path:
-    """``path`` as a Path if it names an existing regular file; else one line of type ``error``.
-
-    ``missing`` and ``folder`` are the advice for a path that does not exist and one that is a
-    folder; other operating-system refusals (permission denied on a folder above, name too long,
-    a link loop) are explained by :func:`~imgrec_helpers.errors.describe_os_error`. Used by
-    :func:`imgrec_helpers.data.check_image_file` and :func:`load_model`.
-    """
-    import stat
-
+    """``path`` if it names an existing regular file, else one line of type ``error`` with the advice ``missing``
+    or ``folder`` (``data.check_image_file``, :func:`check_model_file`, :func:`check_tflite_file`)."""
     path = Path(path)
-    st = stat_existing(path, error, missing)
-    if stat.S_ISDIR(st.st_mode):
+    mode = stat_existing(path, error, missing).st_mode
+    if stat.S_ISDIR(mode):
         raise error(f"{path}: is a folder; {folder}")
-    if not stat.S_ISREG(st.st_mode):
+    if not stat.S_ISREG(mode):
         raise error(f"{path}: not a regular file (a FIFO, socket or device); pass a file")
     return path
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write ``data`` as indented JSON, atomically. Used for result records and the manifest."""
+    """Write ``data`` as indented JSON (NumPy numbers and arrays, paths too), atomically (records, manifest)."""
     path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
@@ -166,43 +142,28 @@ def write_json(path: str | os.PathLike, data: Any) -> Path:
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
+    for kind, convert in ((np.integer, int), (np.floating, float), (np.ndarray, np.ndarray.tolist), (Path, str)):
+        if isinstance(value, kind):
+            return convert(value)
     raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
-MODEL_INFO_ENTRY = "imgrec.json"
-"""Name of the entry added to a ``.keras`` zip: class names and input scaling for ``imgrec predict``."""
-
-INPUT_SCALES = ("0-1", "0-255")
-"""How a saved model wants its pixels: floats in [0, 1] (lesson 02's CNN) or raw 0-255 RGB
-(end-to-end models with their preprocessing inside, lesson 04)."""
+def _model_info(class_names: list[str] | None, input_scale: str, shape: list[int | None]) -> dict[str, Any]:
+    if input_scale not in INPUT_SCALES:
+        raise ImgrecError(f"input_scale must be one of {INPUT_SCALES}, got {input_scale!r}")
+    return {"class_names": list(class_names) if class_names else None, "input_scale": input_scale,
+            "input_shape": shape}
 
 
 def save_model(model: Any, path: str | os.PathLike, class_names: list[str] | None = None,
                input_scale: str = "0-1") -> Path:
-    """Save a Keras model as one ``.keras`` file (architecture, weights, optimizer), atomically.
-
-    Used in lessons 02 and 04. ``class_names`` and ``input_scale`` (see :data:`INPUT_SCALES`) are
-    stored inside the file (an extra ``imgrec.json`` entry that Keras ignores), so that
-    ``imgrec predict MODEL IMAGE`` can label and scale images without being told. For a model with
-    one sigmoid output, the output is the probability of ``class_names[1]``.
-    """
-    import zipfile
-
+    """Save a Keras model as one ``.keras`` file, atomically (lessons 02, 04), with ``class_names`` and
+    ``input_scale`` in an extra ``imgrec.json`` entry for ``imgrec predict``; one sigmoid output is the
+    probability of ``class_names[1]``."""
     path = Path(path)
     if path.suffix != ".keras":
         raise ImgrecError(f"{path}: a whole model is saved as a .keras file; use a name ending in .keras")
-    if input_scale not in INPUT_SCALES:
-        raise ImgrecError(f"input_scale must be one of {INPUT_SCALES}, got {input_scale!r}")
-    info = {"class_names": list(class_names) if class_names else None, "input_scale": input_scale,
-            "input_shape": [int(d) if d is not None else None for d in model.input_shape[1:]]}
+    info = _model_info(class_names, input_scale, [int(d) if d is not None else None for d in model.input_shape[1:]])
     with atomic_path(path) as tmp:
         model.save(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
@@ -211,15 +172,8 @@ def save_model(model: Any, path: str | os.PathLike, class_names: list[str] | Non
 
 
 def read_model_info(path: str | os.PathLike) -> dict[str, Any]:
-    """The class names, input scale and input shape stored by :func:`save_model` (``{}`` if none).
-
-    Checked before anything is predicted: ``class_names`` a list of distinct non-empty strings,
-    ``input_scale`` one of :data:`INPUT_SCALES`, ``input_shape`` a list of sizes. Raises
-    :class:`ModelError` (one line) for a file that is not a zip archive, cannot be read, or
-    carries an ``imgrec.json`` that is not what :func:`save_model` writes.
-    """
-    import zipfile
-
+    """The class names, input scale and input shape stored by :func:`save_model` (``{}`` if none), checked;
+    one :class:`ModelError` line for a file that is not a zip, cannot be read or carries a bad ``imgrec.json``."""
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as archive:
@@ -233,22 +187,20 @@ def read_model_info(path: str | os.PathLike) -> dict[str, Any]:
     except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, ValueError):
         raise ModelError(f"{path}: not a .keras model file (not a zip archive); pass a model saved by this course"
                          ) from None
+    return _check_model_info(path, raw, "entry", _SAVE_MODEL)
+
+
+def _check_model_info(path: Path, raw: bytes, kind: str, fix: str) -> dict[str, Any]:
+    """The JSON in ``raw`` if it is what :func:`save_model` writes, else one :class:`ModelError` line."""
     try:
-        info = json.loads(raw)
-    except ValueError:
-        raise ModelError(f"{path}: its {MODEL_INFO_ENTRY} entry is not valid JSON; save the model again with "
-                         "imgrec_helpers.persistence.save_model") from None
-    return _check_model_info(path, info)
-
-
-def _check_model_info(path: Path, info: Any,
-                      fix: str = "save the model again with imgrec_helpers.persistence.save_model") -> dict[str, Any]:
+        info = json.loads(bytes(raw))
+    except (ValueError, TypeError):
+        raise ModelError(f"{path}: its {MODEL_INFO_ENTRY} {kind} is not valid JSON; {fix}") from None
     if not isinstance(info, dict):
         raise ModelError(f"{path}: {MODEL_INFO_ENTRY} holds a {type(info).__name__}, not an object; {fix}")
     names = info.get("class_names")
     if names is not None:
-        if (not isinstance(names, list) or not names
-                or not all(isinstance(n, str) and n.strip() for n in names)):
+        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
             raise ModelError(f"{path}: class_names in {MODEL_INFO_ENTRY} must be a list of non-empty strings, "
                              f"got {json.dumps(names)[:60]}; {fix}")
         if len(set(names)) != len(names):
@@ -267,13 +219,10 @@ def _check_model_info(path: Path, info: Any,
 
 
 def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
-    """Load a ``.keras`` model saved by this course (lessons 02, 04, ``imgrec predict``).
-
-    ``compile=False`` skips the optimizer state, which predictions do not need. Raises
-    :class:`ModelError` with one line when the file is missing, unreadable or not a Keras model.
-    """
+    """Load a ``.keras`` model saved by this course (lessons 02, 04, 07, ``imgrec predict``), or one
+    :class:`ModelError` line; ``compile=False`` skips the optimizer state, which predictions do not need."""
     path = check_model_file(path)
-    import keras
+    import keras  # here, not at the top: importing Keras takes about 10 s
 
     try:
         with warnings.catch_warnings():
@@ -281,48 +230,33 @@ def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
                 warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
             return keras.models.load_model(path, compile=compile)
     except Exception as exc:  # Keras raises many types for a file that is not a model
-        raise ModelError(
-            f"{path}: not a Keras model file this course can load ({type(exc).__name__}); "
-            "save one with imgrec_helpers.persistence.save_model"
-        ) from None
+        raise ModelError(f"{path}: not a Keras model file this course can load ({type(exc).__name__}); "
+                         "save one with imgrec_helpers.persistence.save_model") from None
 
 
 def check_model_file(path: str | os.PathLike) -> Path:
-    """Everything about a ``.keras`` file that can be checked without TensorFlow: it exists, is a
-    readable zip archive and its ``imgrec.json`` is valid (``imgrec predict`` calls it before it
-    imports TensorFlow; :func:`load_model` too)."""
+    """A ``.keras`` file that exists, is a readable zip and has a valid ``imgrec.json``: checked without TensorFlow
+    (``imgrec predict``, :func:`load_model`)."""
     path = existing_file(path, ModelError, "no such model file; train one in lesson 02 or 04, or check the path",
                          "pass a .keras model file")
     if path.suffix != ".keras":
         raise ModelError(f"{path}: not a .keras file; pass a model saved by this course (lesson 02 or 04)")
-    read_model_info(path)  # a clear error for a file that is not a zip at all, or unreadable
+    read_model_info(path)
     return path
-
-
-TFLITE_IDENTIFIER = b"TFL3"
-"""The file identifier every LiteRT (``.tflite``) flatbuffer carries at bytes 4-8."""
 
 
 def save_tflite_info(path: str | os.PathLike, class_names: list[str] | None = None,
                      input_scale: str = "0-1") -> Path:
-    """Store class names and input scaling inside a ``.tflite`` file, as :func:`save_model` does for ``.keras``.
-
-    Lesson 07 exports models with ``model.export(path, format="litert")``; this adds one entry to the
-    flatbuffer's own ``metadata`` list (name ``imgrec.json``, the same JSON as in a ``.keras`` file), which the
-    LiteRT interpreter ignores and ``imgrec predict`` reads: the file alone is enough to label photos, with no
-    sidecar file to lose. The file is rewritten atomically. ``input_shape`` is read from the model itself.
-    """
+    """Store class names and input scaling in a ``.tflite`` file's own metadata list, as :func:`save_model` does
+    (lesson 07): the LiteRT interpreter ignores it, ``imgrec predict`` reads it. Rewrites the file atomically."""
+    # imported here, not at the top: the LiteRT schema takes 0.4 s to import, which every other helper would pay
     from ai_edge_litert import schema_py_generated as schema
     import flatbuffers
 
     path = check_tflite_file(path)
-    if input_scale not in INPUT_SCALES:
-        raise ImgrecError(f"input_scale must be one of {INPUT_SCALES}, got {input_scale!r}")
     model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
     shape = [int(d) for d in model.subgraphs[0].tensors[model.subgraphs[0].inputs[0]].shape[1:]]
-    info = {"class_names": list(class_names) if class_names else None, "input_scale": input_scale,
-            "input_shape": shape}
-    data = np.frombuffer(json.dumps(info).encode("utf-8"), dtype=np.uint8)
+    data = np.frombuffer(json.dumps(_model_info(class_names, input_scale, shape)).encode("utf-8"), dtype=np.uint8)
     model.metadata = model.metadata or []
     entry = next((m for m in model.metadata if m.name in (MODEL_INFO_ENTRY, MODEL_INFO_ENTRY.encode())), None)
     if entry is None:  # a new entry and its buffer; stored again, the same entry gets the new JSON
@@ -339,9 +273,8 @@ def save_tflite_info(path: str | os.PathLike, class_names: list[str] | None = No
 
 
 def check_tflite_file(path: str | os.PathLike) -> Path:
-    """A ``.tflite`` file that exists and is a whole LiteRT flatbuffer: checked without TensorFlow or the
-    interpreter (``imgrec predict`` calls it first). One :class:`ModelError` line for a missing, empty,
-    truncated or foreign file."""
+    """A ``.tflite`` file that exists and is a whole LiteRT flatbuffer, checked without TensorFlow (``imgrec
+    predict``); one :class:`ModelError` line for a missing, empty, truncated or foreign file."""
     path = existing_file(path, ModelError, "no such model file; export one in lesson 07, or check the path",
                          "pass a .tflite model file")
     _tflite_model(path)
@@ -349,11 +282,9 @@ def check_tflite_file(path: str | os.PathLike) -> Path:
 
 
 def _tflite_model(path: Path) -> Any:
-    """The parsed flatbuffer of a ``.tflite`` file (ai_edge_litert's schema), or one :class:`ModelError` line.
-
-    A flatbuffer is read lazily, so a truncated file is found by unpacking all of it (the schema's object
-    API visits every table and vector, and each must lie inside the file)."""
-    from ai_edge_litert import schema_py_generated as schema
+    """The parsed flatbuffer of a ``.tflite`` file, or one :class:`ModelError` line. A flatbuffer is read lazily:
+    a truncated file is found by unpacking all of it (every table and vector must lie inside the file)."""
+    from ai_edge_litert import schema_py_generated as schema  # 0.4 s to import, see save_tflite_info
 
     fix = "export it again (lesson 07) or copy the whole file"
     try:
@@ -380,36 +311,33 @@ def _tflite_model(path: Path) -> Any:
 
 
 def read_tflite_info(path: str | os.PathLike) -> dict[str, Any]:
-    """The class names, input scale and input shape stored by :func:`save_tflite_info` (``{}`` if none),
-    checked as :func:`read_model_info` checks a ``.keras`` file's."""
+    """What :func:`save_tflite_info` stored (``{}`` if nothing), checked as :func:`read_model_info` checks it."""
     path = Path(path)
     model = _tflite_model(path)
     for m in range(model.MetadataLength()):
         entry = model.Metadata(m)
         if entry.Name() in (MODEL_INFO_ENTRY.encode(), MODEL_INFO_ENTRY):
-            raw = model.Buffers(entry.Buffer()).DataAsNumpy()
-            try:
-                info = json.loads(bytes(raw).decode("utf-8"))
-            except (ValueError, TypeError):
-                raise ModelError(f"{path}: its {MODEL_INFO_ENTRY} metadata is not valid JSON; store it again with "
-                                 "imgrec_helpers.persistence.save_tflite_info") from None
-            return _check_model_info(path, info, fix="store it again with imgrec_helpers.persistence.save_tflite_info")
+            return _check_model_info(path, model.Buffers(entry.Buffer()).DataAsNumpy(), "metadata", _SAVE_TFLITE)
     return {}
 
 
-def save_features(path: str | os.PathLike, features: np.ndarray, labels: np.ndarray, **extra: Any) -> Path:
-    """Save extracted features and their labels (and any extra arrays) to one ``.npz`` file (lessons 03, 04)."""
+def save_features(path: str | os.PathLike, features: np.ndarray, labels: np.ndarray | None = None,
+                  **extra: Any) -> Path:
+    """Save features, their labels (if given) and any ``extra`` arrays to one ``.npz`` file, atomically
+    (lessons 03, 04); :func:`load_features` reads it back."""
     path = Path(path)
     if path.suffix != ".npz":
         raise ImgrecError(f"{path}: features are saved as .npz; use a name ending in .npz")
+    arrays = {"features": features, **({} if labels is None else {"labels": labels}), **extra}
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, features=features, labels=labels, **extra)
+            np.savez(fh, **arrays)
     return path
 
 
 def load_features(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Load a file written by :func:`save_features`; returns a dict with ``features``, ``labels``, ..."""
+    """The arrays of a file written by :func:`save_features` as a dict (``features``, ``labels``, ...; lessons 04,
+    05), or one :class:`ImgrecError` line."""
     path = Path(path)
     if not path.is_file():
         raise ImgrecError(f"{path}: no features file; run the feature-extraction cell first")
