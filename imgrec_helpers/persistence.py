@@ -157,18 +157,25 @@ def _model_info(class_names: list[str] | None, input_scale: str, shape: list[int
 
 def save_model(model: Any, path: str | os.PathLike, class_names: list[str] | None = None,
                input_scale: str = "0-1") -> Path:
-    """Save a Keras model as one ``.keras`` file, atomically (lessons 02, 04), with ``class_names`` and
-    ``input_scale`` in an extra ``imgrec.json`` entry for ``imgrec predict``; one sigmoid output is the
-    probability of ``class_names[1]``."""
+    """``model.save`` into one ``.keras`` file, atomically, with :func:`add_model_info` (tests, ``imgrec``)."""
     path = Path(path)
     if path.suffix != ".keras":
         raise ImgrecError(f"{path}: a whole model is saved as a .keras file; use a name ending in .keras")
-    info = _model_info(class_names, input_scale, [int(d) if d is not None else None for d in model.input_shape[1:]])
     with atomic_path(path) as tmp:
         model.save(tmp)
-        with zipfile.ZipFile(tmp, "a") as archive:
-            archive.writestr(MODEL_INFO_ENTRY, json.dumps(info, indent=2))
+        add_model_info(tmp, model, class_names, input_scale)
     return path
+
+
+def add_model_info(path: str | os.PathLike, model: Any, class_names: list[str] | None = None,
+                   input_scale: str = "0-1") -> Path:
+    """Add ``class_names`` and ``input_scale`` to a ``.keras`` file just saved by ``model.save`` (lessons 02, 04),
+    as an extra ``imgrec.json`` entry Keras ignores, for ``imgrec predict``; one sigmoid output is the probability
+    of ``class_names[1]``. Call it on the temporary file of :func:`atomic_path`, before the file is in place."""
+    info = _model_info(class_names, input_scale, [int(d) if d is not None else None for d in model.input_shape[1:]])
+    with zipfile.ZipFile(path, "a") as archive:
+        archive.writestr(MODEL_INFO_ENTRY, json.dumps(info, indent=2))
+    return Path(path)
 
 
 def read_model_info(path: str | os.PathLike) -> dict[str, Any]:
