@@ -1,6 +1,5 @@
-"""``imgrec run``: the numbered notebooks executed in order by papermill (in this process, each in a kernel of its
-own) into a run folder with ``manifest.json`` (:mod:`.manifest`) and, at the end, ``report.html`` (:mod:`.report`).
-"""
+"""``imgrec run``: the numbered notebooks executed in order by papermill (in this process, each in its own kernel)
+into a run folder with ``manifest.json`` (:mod:`.manifest`) and, at the end, ``report.html`` (:mod:`.report`)."""
 from __future__ import annotations
 
 import contextlib
@@ -89,14 +88,10 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
                timeout: float = DEFAULT_TIMEOUT, data_home: str | os.PathLike | None = None,
                report: bool = True, log: Callable[[str], None] = print,
                notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR) -> dict[str, Any]:
-    """Execute the course's notebooks in order with papermill (``imgrec run``); return the run manifest.
-
-    Each notebook gets the parameters ``PROFILE``, ``SEED``, ``RUN_DIR`` (and ``DATA_HOME`` when given); one cell
-    may run ``timeout`` seconds. Only a complete executed copy replaces the previous one. ``manifest.json`` is
-    rewritten (atomically) after each notebook, and marked failed or interrupted whatever stops the run. With
-    ``resume``, notebooks that completed in ``out`` with the same profile and seed are skipped. Raises
-    :class:`ImgrecError` naming the failing notebook and cell (and saying so when the disk is full).
-    """
+    """``imgrec run``: the notebooks in order, with the parameters ``PROFILE``, ``SEED``, ``RUN_DIR`` (``DATA_HOME``),
+    one cell running ``timeout`` seconds at most; ``resume`` skips those that completed in ``out`` with the same
+    profile and seed. Returns the manifest (rewritten after each notebook, marked failed or interrupted whatever stops
+    the run); raises :class:`ImgrecError` naming the failing notebook and cell (and saying so when the disk is full)."""
     profile_settings(profile)  # validates the name
     try:
         timeout = float(timeout)
@@ -246,7 +241,8 @@ def _papermill_log(path: Path) -> Iterator[IO[str]]:
         yield handler.stream
     finally:
         logger.removeHandler(handler)
-        handler.close()
+        with contextlib.suppress(OSError):  # a full disk: the run's own error says so
+            handler.close()
         logger.setLevel(level)
 
 
@@ -340,15 +336,11 @@ def _execute(nb_path: Path, run_dir: Path, params: dict[str, Any], timeout: floa
 
 
 def kernel_env(folder: Path) -> dict[str, str]:
-    """The environment of headless kernels (``imgrec run``, the tests): the caller's, set up so that an executed
-    notebook shows what a student sees in JupyterLab.
-
-    ``IMGREC_HEADLESS=1`` (``lesson.verbose``: one line per epoch, no progress bar); file-descriptor output captured
-    as JupyterLab does (so the tests see anything TensorFlow's C++ code writes), from an IPython profile under
-    ``folder`` that a user's own start-up files cannot change; TensorFlow's C++ log level 3 and the course's CPU
-    speed settings (:data:`imgrec_helpers.training.CPU_ENVIRONMENT`) unless set; no ``MPLBACKEND`` (``Agg``,
-    common in CI, would leave the figures out: the kernel draws them inline).
-    """
+    """The environment of headless kernels (``imgrec run``, the tests): the caller's, so that an executed notebook
+    shows what JupyterLab does: ``IMGREC_HEADLESS=1`` (one line per epoch); file-descriptor output captured (anything
+    TensorFlow's C++ code writes), from an IPython profile under ``folder`` that a user's start-up files cannot change;
+    TensorFlow's C++ log level 3 and the CPU speed settings (:data:`imgrec_helpers.training.CPU_ENVIRONMENT`) unless
+    set; no ``MPLBACKEND`` (``Agg``, common in CI, would leave the figures out: the kernel draws them inline)."""
     profile = Path(folder) / "ipython" / "profile_default"
     profile.mkdir(parents=True, exist_ok=True)
     (profile / "ipython_kernel_config.py").write_text("c.IPKernelApp.capture_fd_output = True  # as in JupyterLab\n")
