@@ -284,8 +284,8 @@ def _disk_full(run_dir: Path, said: str) -> str | None:
         free = st.f_bavail * st.f_frsize
     except OSError:
         free = None
-    if not any(s in said for s in ("No space left on device", "ENOSPC", "Errno 28", "disk is full")) and (
-            free is None or free > 1 << 20):
+    said_full = any(s in said for s in ("No space left on device", "ENOSPC", "Errno 28", "disk is full"))
+    if not said_full and (free is None or free > 1 << 20):
         return None
     mount = _mount_point(run_dir)
     where = f" (mounted at {mount}, {free // 1024} KB free)" if mount is not None and free is not None else ""
@@ -298,7 +298,7 @@ def _execute(nb_path: Path, run_dir: Path, params: dict[str, Any], timeout: floa
     """Run one notebook with papermill (its ``execution_timeout`` per cell; papermill shuts its kernel down however
     it ends); returns (status, detail). Only an executed copy that parses is kept (as the notebook, or as
     ``NAME.failed.ipynb``); a copy cut short, e.g. by a full disk, is removed and the detail says why."""
-    import papermill  # 1.8 s measured (2-core Xeon, 2026-12-01): only `imgrec run` pays it, not lab or data
+    import papermill  # 4.0 s to import, measured here 2026-12-05: `imgrec lab` and `imgrec data` import this module
     from nbclient.exceptions import CellTimeoutError
 
     partial = run_dir / f".{nb_path.stem}.partial.ipynb"  # papermill writes it with open(): the umask's mode
