@@ -1,117 +1,86 @@
-"""The headless runner behind ``imgrec run``: the numbered notebooks executed with papermill, one after another,
-into a run folder with a ``manifest.json`` (and ``report.html`` at the end, :mod:`imgrec_helpers.course.report`).
-"""
+"""``imgrec run``: the numbered notebooks executed in order by papermill (in this process, each in its own kernel)
+into a run folder with ``manifest.json`` (:mod:`.manifest`) and, at the end, ``report.html`` (:mod:`.report`)."""
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import json
+import logging
 import math
 import os
 import platform
-import signal
-import subprocess
-import sys
-import tempfile
+import stat
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import IO, Any, Callable, Iterator, Sequence
+
+from jupyter_client.manager import AsyncKernelManager
 
 from .. import hardware
-from ..errors import ImgrecError, os_error
-from ..persistence import file_mode
+from ..errors import ImgrecError, _mount_point, os_error
 from ..profiles import DEFAULT_PROFILE, profile_settings
 from ..results import load_results
 from ..running import DEFAULT_SEED, REPO_ROOT, versions
-from ..sources import HOME_ENV, fetch_needs, provenance
-from ..sources import check_data_home as _check_data_home
-from ..sources import data_home as _data_home
+from ..sources import HOME_ENV, check_data_home, data_home as _data_home, fetch_needs, provenance
 from ..training import cpu_environment, describe_strategy
 from .manifest import MANIFEST, process_identity, read_manifest, write_manifest
 from .report import write_report
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
-DEFAULT_TIMEOUT = 3600  # seconds per notebook; the full profile on a CPU needs --timeout larger
+DEFAULT_TIMEOUT = 3600  # seconds one cell may run (papermill's execution_timeout); the full profile on a CPU needs more
+SPEED_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "IMGREC_PRECISION", "TF_NUM_INTEROP_THREADS",
+                   "TF_NUM_INTRAOP_THREADS")  # what changes training speed or precision: the manifest's cpu_settings
 
 
 def course_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
     """The numbered notebooks (``01_*.ipynb`` ... ) in order."""
-    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
 
 
 def select_notebooks(names: Sequence[str], available: list[Path]) -> list[Path]:
-    if not names:
-        return available
-    chosen = []
+    """The notebooks ``imgrec run`` and ``imgrec data`` name (``01``, ``01_intro``, a file name), in order; all
+    when none is named."""
+    chosen: set[Path] = set()
     for name in names:
-        hits = [p for p in available if p.name == name or p.stem == name or p.name.startswith(f"{name}_")
-                or Path(name).name == p.name]
+        hits = {p for p in available if name in (p.name, p.stem) or p.name.startswith(f"{name}_")
+                or Path(name).name == p.name}
         if not hits:
             raise ImgrecError(f"unknown notebook {name!r}; choose from: {', '.join(p.name for p in available)}")
-        chosen.extend(h for h in hits if h not in chosen)
-    return sorted(chosen)
+        chosen |= hits
+    return sorted(chosen) if names else available
 
 
-def _failing_cell(executed: Path) -> str:
-    """'cell N: ErrorType: message' for the cell papermill marked as failed in an executed notebook."""
+def _now() -> str:
+    return _dt.datetime.now().isoformat(timespec="seconds")
+
+
+def _prepare_run_dir(run_dir: Path, resume: bool) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """Check the run folder before anything is written into it, then create it; returns its previous manifest and
+    the kernels' environment (:func:`kernel_env`, its IPython profile under ``logs/``)."""
     try:
-        nb = json.loads(executed.read_text())
-    except (OSError, ValueError):
-        return "no executed copy was written"
-    code_index = 0
-    for cell in nb.get("cells", []):
-        if cell.get("cell_type") != "code" or "injected-parameters" in cell.get("metadata", {}).get("tags", []):
-            continue  # count code cells as in the source notebook, without papermill's injected one
-        code_index += 1
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                evalue = str(out.get("evalue", "")).strip().splitlines()
-                source = "".join(cell.get("source", "")).strip().splitlines()
-                first = f" [{source[0][:60]}]" if source else ""
-                return f"code cell {code_index}{first}: {out.get('ename')}: {evalue[0] if evalue else ''}"
-    return "no cell error recorded (the kernel died or the run was stopped)"
-
-
-def _check_timeout(timeout: float) -> float:
-    try:
-        value = float(timeout)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not math.isfinite(value) or value <= 0:
-        raise ImgrecError(f"timeout must be a positive, finite number of seconds, got {timeout!r}; e.g. --timeout 3600")
-    return value
-
-
-def _prepare_run_dir(run_dir: Path, resume: bool) -> dict[str, Any] | None:
-    """Check the run folder before anything is written into it; returns its previous manifest."""
-    import stat as _stat
-
-    try:
-        st = os.stat(run_dir)
+        is_dir = stat.S_ISDIR(os.stat(run_dir).st_mode)
     except FileNotFoundError:
-        st = None
+        is_dir = None
     except OSError as exc:
         raise os_error(exc, run_dir, "use the run folder") from None
-    if st is not None and not _stat.S_ISDIR(st.st_mode):
+    if is_dir is False:
         raise ImgrecError(f"{run_dir}: is a file, not a folder; choose a run folder with --out DIR")
-    if resume:
-        if st is None:
-            raise ImgrecError(f"{run_dir}: nothing to resume (no such folder); check the path, or start a new run")
-        previous = read_manifest(run_dir, fix="it is not a run folder to resume; start a new run with --out")
-        if previous is None:
-            raise ImgrecError(f"{run_dir}: nothing to resume (no manifest.json); start a new run instead")
-    else:
-        previous = read_manifest(run_dir, fix="this folder holds something else: choose another --out folder") if st else None
+    if resume and not is_dir:
+        raise ImgrecError(f"{run_dir}: nothing to resume (no such folder); check the path, or start a new run")
+    fix = ("it is not a run folder to resume; start a new run with --out" if resume
+           else "this folder holds something else: choose another --out folder")
+    previous = read_manifest(run_dir, fix=fix) if is_dir else None
+    if resume and previous is None:
+        raise ImgrecError(f"{run_dir}: nothing to resume (no manifest.json); start a new run instead")
     if previous is not None and previous.get("status") == "running":  # its runner still exists (or is elsewhere)
         where = f"process {previous.get('pid')} on {previous.get('host') or 'an unknown machine'}"
         raise ImgrecError(f"{run_dir}: another imgrec run ({where}) is still writing into this folder; wait for it "
                           f"to finish or stop it, or choose another folder (if nothing runs there any more, delete "
                           f"{run_dir / MANIFEST})")
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "logs").mkdir(exist_ok=True)
+        return previous, kernel_env(run_dir / "logs")
     except OSError as exc:
         raise os_error(exc, exc.filename or run_dir, "create the run folder") from None
-    return previous
 
 
 def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = None,
@@ -119,64 +88,53 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
                timeout: float = DEFAULT_TIMEOUT, data_home: str | os.PathLike | None = None,
                report: bool = True, log: Callable[[str], None] = print,
                notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR) -> dict[str, Any]:
-    """Execute the course's notebooks in order with papermill; return the run manifest.
-
-    Each notebook runs in its own kernel with the parameters ``PROFILE``, ``SEED``, ``RUN_DIR``
-    (and ``DATA_HOME`` when given). Executed copies go to the run folder under their own names;
-    a copy is written under a temporary name and renamed when the notebook finished, so an
-    interrupted run never replaces a good copy with a partial one, and a copy that does not parse
-    (cut short by a full disk) is never kept. ``manifest.json`` is rewritten (atomically) after
-    each notebook, and marked failed or interrupted whatever stops the run. With ``resume``,
-    notebooks that already completed in ``out`` with the same profile and seed are skipped; the
-    folder is checked before anything is written into it. Raises :class:`ImgrecError` naming the
-    failing notebook and cell (and saying so when the disk is full).
-    """
+    """``imgrec run``: the notebooks in order, with the parameters ``PROFILE``, ``SEED``, ``RUN_DIR`` (``DATA_HOME``),
+    one cell running ``timeout`` seconds at most; ``resume`` skips those that completed in ``out`` with the same
+    profile and seed. Returns the manifest (rewritten after each notebook, marked failed or interrupted whatever stops
+    the run); raises :class:`ImgrecError` naming the failing notebook and cell (and saying so when the disk is full)."""
     profile_settings(profile)  # validates the name
-    timeout = _check_timeout(timeout)
+    try:
+        timeout = float(timeout)
+    except (TypeError, ValueError):
+        timeout = math.nan
+    if not 0 < timeout < math.inf:
+        raise ImgrecError(f"timeout must be a positive, finite number of seconds, got {timeout!r}; e.g. --timeout 3600")
     available = course_notebooks(Path(notebooks_dir))
     if not available:
         raise ImgrecError(f"{notebooks_dir}: no numbered notebooks (01_*.ipynb ...) to run")
     selected = select_notebooks(notebooks, available)
-    _check_data_home(data_home)
+    names = [p.name for p in selected]
+    check_data_home(data_home)
     # before lesson 01: everything the lessons read is in the data home or fetched now (from the mirror or the
     # public addresses), so a missing set stops the run in seconds, not after a lesson has trained
-    fetch_needs([p.name for p in selected], data_home, log=log)
+    fetch_needs(names, data_home, log=log)
     if out is None:
         if resume:
             raise ImgrecError("--resume needs the run folder to resume: imgrec run --resume RUN_DIR")
-        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        out = REPO_ROOT / "runs" / f"{stamp}-{profile}"
-    run_dir = Path(out).expanduser().absolute()
-    previous = _prepare_run_dir(run_dir, resume)
-    run_dir = run_dir.resolve()
-    done: set[str] = set()
-    if resume:
-        assert previous is not None
+        out = REPO_ROOT / "runs" / f"{_dt.datetime.now():%Y%m%d-%H%M%S}-{profile}"
+    previous, env = _prepare_run_dir(Path(out).expanduser().absolute(), resume)
+    run_dir = Path(out).expanduser().resolve()
+    done: dict[str, Any] = {}
+    if previous and resume:
         if previous.get("profile") != profile or previous.get("seed") != seed:
             raise ImgrecError(f"{run_dir} was run with profile {previous.get('profile')!r} and seed "
                               f"{previous.get('seed')}; resume it with the same --profile and --seed")
-        done = {name for name, nb in previous["notebooks"].items()
+        done = {name: nb for name, nb in previous["notebooks"].items()
                 if nb.get("status") == "ok" and (run_dir / name).is_file()}
-
+    params: dict[str, Any] = {"PROFILE": profile, "SEED": seed, "RUN_DIR": str(run_dir)}
+    if data_home:  # the helpers that fetch (weights for applications.choose) use the lessons' data home too
+        params["DATA_HOME"] = env[HOME_ENV] = str(Path(data_home).expanduser().resolve())
     manifest: dict[str, Any] = {
-        "profile": profile,
-        "seed": seed,
-        "settings": profile_settings(profile),
-        "started": _dt.datetime.now().isoformat(timespec="seconds"),
-        "versions": versions(),
-        "hardware": hardware.info(),
-        "cpu_settings": cpu_settings_of({**os.environ, **cpu_environment()}),  # as kernel_env passes them on
+        "profile": profile, "seed": seed, "settings": profile_settings(profile), "started": _now(),
+        "versions": versions(), "hardware": hardware.info(),
+        "cpu_settings": {k: env[k] for k in SPEED_VARIABLES if k in env},  # as the kernels see them
         "data_home": str(_data_home(data_home)),
-        "data": provenance([p.name for p in selected], data_home),  # public originals or a mirror's copies
-        "notebooks": {p.name: {"status": "pending"} for p in selected},
+        "data": provenance(names, data_home),  # public originals or a mirror's copies
+        "notebooks": {**{name: {"status": "pending"} for name in names}, **done},
         "status": "running",
-        "pid": os.getpid(),             # with host: a later reader can tell a killed run from a running one
-        "host": platform.node(),
-        "process": process_identity(os.getpid()),  # tells the runner from a later process given its id
+        "pid": os.getpid(), "host": platform.node(),  # a later reader can tell a killed run from a running one,
+        "process": process_identity(os.getpid()),     # and the runner from a later process given its id
     }
-    if previous and resume:
-        for name in done:
-            manifest["notebooks"][name] = previous["notebooks"][name]
     manifest_path = run_dir / MANIFEST
     write_manifest(manifest_path, manifest)
 
@@ -184,32 +142,30 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
     failure: str | None = None
     try:
         for i, nb_path in enumerate(selected, 1):
-            name = nb_path.name
             prefix = f"[{i}/{len(selected)}] {nb_path.stem}"
-            if name in done:
+            if nb_path.name in done:
                 log(f"{prefix}: already completed, skipped (--resume)")
                 continue
-            entry = manifest["notebooks"][name]
-            entry.update(status="running", started=_dt.datetime.now().isoformat(timespec="seconds"))
+            entry = manifest["notebooks"][nb_path.name]
+            entry.update(status="running", started=_now())
             write_manifest(manifest_path, manifest)
             t0 = time.perf_counter()
             try:
-                status, detail = _execute(nb_path, run_dir, profile, seed, timeout, data_home)
+                entry["status"], detail = _execute(nb_path, run_dir, params, timeout, env)
             finally:
                 entry["seconds"] = round(time.perf_counter() - t0, 1)
-            entry.update(status=status)
             if detail:
                 entry["error"] = detail
             trained_on = _trained_on(run_dir, nb_path.stem[:2])
             if trained_on:
                 entry["trained_on"] = trained_on
             write_manifest(manifest_path, manifest)
-            if status == "ok":
+            if entry["status"] == "ok":
                 log(f"{prefix}: ok ({entry['seconds']:.1f} s)")
                 continue
             kept = run_dir / f"{nb_path.stem}.failed.ipynb"
-            failure = f"notebook {name} {detail}" + (f"; executed copy: {kept}" if kept.is_file() else "")
-            log(f"{prefix}: {status.upper()} ({entry['seconds']:.1f} s)")
+            failure = f"notebook {nb_path.name} {detail}" + (f"; executed copy: {kept}" if kept.is_file() else "")
+            log(f"{prefix}: {entry['status'].upper()} ({entry['seconds']:.1f} s)")
             break
     except BaseException as exc:  # Ctrl-C, kill, a full disk...: record it, keep every finished output
         stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -218,16 +174,13 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
                 nb["status"] = stopped
                 if stopped == "failed":
                     nb["error"] = str(exc) or type(exc).__name__
-        manifest.update(status=stopped, ended=_dt.datetime.now().isoformat(timespec="seconds"))
-        try:
+        manifest.update(status=stopped, ended=_now())
+        with contextlib.suppress(ImgrecError):  # the error being raised already says what is wrong with the disk
             write_manifest(manifest_path, manifest)
-        except ImgrecError:
-            pass  # the error being raised already says what is wrong with the disk
         raise
 
-    manifest["ended"] = _dt.datetime.now().isoformat(timespec="seconds")
-    manifest["status"] = "failed" if failure else "ok"
-    manifest["seconds"] = round(sum(nb.get("seconds", 0) for nb in manifest["notebooks"].values()), 1)
+    manifest.update(ended=_now(), status="failed" if failure else "ok",
+                    seconds=round(sum(nb.get("seconds", 0) for nb in manifest["notebooks"].values()), 1))
     write_manifest(manifest_path, manifest)
     if report:
         try:
@@ -253,170 +206,146 @@ def _trained_on(run_dir: Path, number: str) -> list[str]:
     return sorted({describe_strategy(r) for r in records if r.get("lesson") == number and "replicas" in r})
 
 
-def _parses(path: Path) -> bool:
-    """True when ``path`` is a complete notebook file (JSON with cells), not one cut short."""
+def _kernel_manager(env: dict[str, str], log: IO[str]) -> type[AsyncKernelManager]:
+    """nbclient's kernel manager, starting the kernel with ``env`` (:func:`kernel_env`) instead of this process's
+    environment, and its own messages going to the notebook's ``log``."""
+
+    class KernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            await super().start_kernel(env=env, stdout=log, stderr=log, **kw)
+
+    return KernelManager
+
+
+class _LogFile(logging.FileHandler):
+    """A notebook's ``logs/NAME.log``; a line it cannot write (a full disk) is dropped, not printed: the run's
+    own error says what is wrong."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _papermill_log(path: Path) -> Iterator[IO[str]]:
+    """papermill's messages and each cell's output (``log_output``) into ``path``, not the terminal; yields the
+    file, for the kernel's own messages."""
+    logger = logging.getLogger("papermill")
     try:
-        return isinstance(json.loads(path.read_bytes()).get("cells"), list)
+        handler = _LogFile(path, mode="w", encoding="utf-8")
+    except OSError as exc:
+        raise os_error(exc, path, "write") from None
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler.stream
+    finally:
+        logger.removeHandler(handler)
+        with contextlib.suppress(OSError):  # a full disk: the run's own error says so
+            handler.close()
+        logger.setLevel(level)
+
+
+def _cells(path: Path) -> list[dict[str, Any]] | None:
+    """The cells of a complete notebook file; None for one cut short (by a full disk) or missing."""
+    try:
+        cells = json.loads(path.read_bytes()).get("cells")
     except (OSError, ValueError, AttributeError):
-        return False
+        return None
+    return cells if isinstance(cells, list) else None
 
 
-def _disk_full(run_dir: Path, log_path: Path) -> str | None:
-    """A sentence when the disk holding ``run_dir`` is full (the log says so, or almost nothing is free)."""
-    try:
-        tail = log_path.read_bytes()[-20000:].decode("utf-8", "replace")
-    except OSError:
-        tail = ""
+def _first_line(text: object) -> str:
+    return (str(text).strip().splitlines() or [""])[0]
+
+
+def _failing_cell(cells: list[dict[str, Any]], exc: BaseException | None) -> str:
+    """``code cell N [its first line]: ErrorType: message`` for the last cell papermill started in an executed copy,
+    counted as in the source notebook: the cell's own error, else ``exc`` (a dead kernel); no error without exc."""
+    code = [c for c in cells if c.get("cell_type") == "code"
+            and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    started = [i for i, c in enumerate(code) if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+    if not started:
+        return f"no cell: the kernel did not start ({type(exc).__name__}: {_first_line(exc)})"
+    source = _first_line("".join(code[started[-1]].get("source", "")))
+    place = f"code cell {started[-1] + 1}" + (f" [{source[:60]}]" if source else "")
+    if exc is None:
+        return place  # a timeout: the kernel's interruption is no error of the cell's
+    error = next((o for o in code[started[-1]].get("outputs", []) if o.get("output_type") == "error"), None)
+    if error is None:
+        return f"{place}: {type(exc).__name__}: {_first_line(exc)}"
+    return f"{place}: {error.get('ename')}: {_first_line(error.get('evalue', ''))}"
+
+
+def _disk_full(run_dir: Path, said: str) -> str | None:
+    """A sentence when the disk holding ``run_dir`` is full (``said``, an error, says so, or almost nothing is free)."""
     try:
         st = os.statvfs(run_dir)
         free = st.f_bavail * st.f_frsize
     except OSError:
         free = None
-    said = "No space left on device" in tail or "ENOSPC" in tail or "Errno 28" in tail or "disk is full" in tail
-    if not said and (free is None or free > 1 << 20):
+    said_full = any(s in said for s in ("No space left on device", "ENOSPC", "Errno 28", "disk is full"))
+    if not said_full and (free is None or free > 1 << 20):
         return None
-    from ..errors import _mount_point
-
     mount = _mount_point(run_dir)
     where = f" (mounted at {mount}, {free // 1024} KB free)" if mount is not None and free is not None else ""
     return (f"the disk holding {run_dir} is full{where}: free some space on it, or run into a folder on "
             "another disk with --out")
 
 
-_PAPERMILL_MAIN = "import sys; sys.modules['rfc3987_syntax'] = None; from papermill.cli import papermill; papermill()"
-"""``python -m papermill`` with less start-up per notebook. jsonschema (through nbformat) imports ``rfc3987_syntax``
-when it is installed (an extra of Jupyter's dependencies), and that module compiles a grammar at import, only for
-the "iri" string format, which no notebook schema uses. Blocked in papermill's process, the import fails and
-jsonschema goes without that one check, as it does where the module is not installed. Measured on the 2-core
-Intel Xeon, 2026-12-01: ``import papermill`` 1.8 s -> 0.45 s; a trivial notebook's run 3.18 s -> 1.48 s (medians
-of 3 alternating runs)."""
+def _execute(nb_path: Path, run_dir: Path, params: dict[str, Any], timeout: float,
+             env: dict[str, str]) -> tuple[str, str]:
+    """Run one notebook with papermill (its ``execution_timeout`` per cell; papermill shuts its kernel down however
+    it ends); returns (status, detail). Only an executed copy that parses is kept (as the notebook, or as
+    ``NAME.failed.ipynb``); a copy cut short, e.g. by a full disk, is removed and the detail says why."""
+    import papermill  # 4.0 s to import, measured here 2026-12-05: `imgrec lab` and `imgrec data` import this module
+    from nbclient.exceptions import CellTimeoutError
 
-
-def _execute(nb_path: Path, run_dir: Path, profile: str, seed: int, timeout: float,
-             data_home: str | os.PathLike | None) -> tuple[str, str]:
-    """Run one notebook with papermill in a child process; returns (status, detail).
-
-    Only an executed copy that parses is kept (as the notebook, or as ``NAME.failed.ipynb``); a
-    copy cut short, e.g. by a full disk, is removed and the detail says why.
-    """
-    params: dict[str, Any] = {"PROFILE": profile, "SEED": seed, "RUN_DIR": str(run_dir)}
-    if data_home:
-        params["DATA_HOME"] = str(Path(data_home).expanduser().resolve())
-    final = run_dir / nb_path.name
+    partial = run_dir / f".{nb_path.stem}.partial.ipynb"  # papermill writes it with open(): the umask's mode
     failed = run_dir / f"{nb_path.stem}.failed.ipynb"
     log_path = run_dir / "logs" / f"{nb_path.stem}.log"
-    partial: Path | None = None
+    error: Exception | None = None
     try:
-        env = kernel_env(run_dir / "logs")
-        if data_home:  # the helpers that fetch (weights for applications.choose) use the lessons' data home
-            env[HOME_ENV] = params["DATA_HOME"]
-        fd, partial_name = tempfile.mkstemp(prefix=f".{nb_path.stem}.", suffix=".partial.ipynb", dir=run_dir)
-        os.close(fd)
-        partial = Path(partial_name)
-        os.chmod(partial, file_mode())  # papermill writes into this file: the copy gets open()'s mode
-        log_file = open(log_path, "w")
-    except OSError as exc:
-        if partial is not None and partial.exists():
-            partial.unlink()
-        raise os_error(exc, exc.filename or run_dir, "write") from None
-    cmd = [sys.executable, "-c", _PAPERMILL_MAIN, str(nb_path), str(partial), "-y", json.dumps(params),
-           "--cwd", str(nb_path.parent), "--kernel", "python3", "--no-progress-bar", "--log-output"]
-    try:
-        with log_file:
-            proc = subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env,
-                                    preexec_fn=_own_group_dying_with_parent)
+        with _papermill_log(log_path) as log:
             try:
-                code = proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                _kill_group(proc)
-                _keep_failed(partial, failed)
-                return "timeout", f"timed out after {timeout:.0f} s (raise it with --timeout SECONDS)"
-            except KeyboardInterrupt:
-                _kill_group(proc)
-                raise
-        full = _disk_full(run_dir, log_path) if code != 0 or not _parses(partial) else None
-        if code != 0:
-            kept = _keep_failed(partial, failed)
-            where = _failing_cell(failed) if kept else "a cell (no readable executed copy was written)"
-            return "failed", f"failed in {where}{'; ' + full if full else ''} (log: {log_path})"
-        if not _parses(partial):
-            return "failed", (f"failed: {full or 'its executed copy could not be written completely'}; "
-                              f"the previous copy is unchanged (log: {log_path})")
-        os.replace(partial, final)  # only a complete executed copy replaces the previous one
-        if failed.exists():
-            failed.unlink()
-        return "ok", ""
+                papermill.execute_notebook(
+                    nb_path, partial, params, kernel_name="python3", cwd=nb_path.parent, progress_bar=False,
+                    log_output=True, execution_timeout=timeout, kernel_manager_class=_kernel_manager(env, log))
+            except Exception as exc:  # a failing cell, a timeout, a dead kernel, a full disk: the copy tells which
+                error = exc
+                logging.getLogger("papermill").error("%s: %s", type(exc).__name__, exc)
+        cells = _cells(partial)
+        if cells is not None:  # only a complete executed copy replaces the previous one
+            os.replace(partial, failed if error else run_dir / nb_path.name)
     finally:
-        if partial.exists():
-            partial.unlink()
-
-
-def _own_group_dying_with_parent() -> None:  # runs in the child before papermill starts
-    """Own process group (so a timeout stops papermill and its kernel together), and on Linux a
-    SIGTERM when the runner dies, even by SIGKILL, so no orphaned notebook keeps running."""
-    os.setsid()
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
+        partial.unlink(missing_ok=True)
+    if cells is not None and error is None:
+        failed.unlink(missing_ok=True)
+        return "ok", ""
+    if isinstance(error, CellTimeoutError):
+        where = _failing_cell(cells, None) if cells else "a cell"
+        return "timeout", (f"timed out after {timeout:.0f} s in {where} (the most one cell may run: raise it with "
+                           "--timeout SECONDS)")
+    full = _disk_full(run_dir, str(error))
+    if error is None:
+        return "failed", (f"failed: {full or 'its executed copy could not be written completely'}; "
+                          f"the previous copy is unchanged (log: {log_path})")
+    where = (_failing_cell(cells, error) if cells is not None else
+             f"a cell (no readable executed copy was written: {type(error).__name__}: {_first_line(error)})")
+    return "failed", f"failed in {where}{'; ' + full if full else ''} (log: {log_path})"
 
 
 def kernel_env(folder: Path) -> dict[str, str]:
-    """Environment for headless notebook kernels (``imgrec run``, the tests): the caller's, set up so that
-    an executed notebook shows what a student sees in JupyterLab.
-
-    - ``IMGREC_HEADLESS=1``: ``lesson.verbose`` gives one line per epoch instead of a progress bar.
-    - The kernel captures file-descriptor output as JupyterLab's does (anything TensorFlow's C++ code
-      writes would appear in the notebook, so the tests can check that nothing does), from an IPython
-      profile written under ``folder``, so a user's own IPython start-up files do not change a run.
-    - TensorFlow's C++ log level 3 unless set (:func:`imgrec_helpers.quiet.import_tensorflow`).
-    - The course's CPU speed settings (:data:`imgrec_helpers.training.CPU_ENVIRONMENT`, oneDNN on)
-      unless the caller set them.
-    - No ``MPLBACKEND``: a non-interactive backend such as ``Agg`` (common in CI) would leave the figures
-      out of the executed notebooks; the kernel draws them inline, as in JupyterLab.
-    """
-    ipython_dir = Path(folder) / "ipython"
-    (ipython_dir / "profile_default").mkdir(parents=True, exist_ok=True)
-    (ipython_dir / "profile_default" / "ipython_kernel_config.py").write_text(
-        "c.IPKernelApp.capture_fd_output = True  # as in JupyterLab\n")
+    """The environment of headless kernels (``imgrec run``, the tests): the caller's, so that an executed notebook
+    shows what JupyterLab does: ``IMGREC_HEADLESS=1`` (one line per epoch); file-descriptor output captured (anything
+    TensorFlow's C++ code writes), from an IPython profile under ``folder`` that a user's start-up files cannot change;
+    TensorFlow's C++ log level 3 and the CPU speed settings (:data:`imgrec_helpers.training.CPU_ENVIRONMENT`) unless
+    set; no ``MPLBACKEND`` (``Agg``, common in CI, would leave the figures out: the kernel draws them inline)."""
+    profile = Path(folder) / "ipython" / "profile_default"
+    profile.mkdir(parents=True, exist_ok=True)
+    (profile / "ipython_kernel_config.py").write_text("c.IPKernelApp.capture_fd_output = True  # as in JupyterLab\n")
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL=os.environ.get("TF_CPP_MIN_LOG_LEVEL", "3"),
-               PYTHONUNBUFFERED="1", IPYTHONDIR=str(ipython_dir), IMGREC_HEADLESS="1")
+               PYTHONUNBUFFERED="1", IPYTHONDIR=str(profile.parent), IMGREC_HEADLESS="1")
     env.update(cpu_environment(env))
     env.pop("MPLBACKEND", None)
     return env
-
-
-SPEED_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "IMGREC_PRECISION", "TF_NUM_INTEROP_THREADS",
-                   "TF_NUM_INTRAOP_THREADS")
-"""The environment variables that change training speed or precision (recorded in ``manifest.json``)."""
-
-
-def cpu_settings_of(env: dict[str, str]) -> dict[str, str]:
-    """The speed-related variables as the notebook kernels see them, for ``manifest.json``
-    (``"cpu_settings"``: unset ones are left out)."""
-    return {k: env[k] for k in SPEED_VARIABLES if k in env}
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """Stop papermill and its kernel (they share a process group)."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()
-
-
-def _keep_failed(partial: Path, failed: Path) -> bool:
-    """Keep the executed copy of a failed notebook as ``failed`` if it parses; True when kept."""
-    if _parses(partial):
-        os.replace(partial, failed)
-        return True
-    return False
-
