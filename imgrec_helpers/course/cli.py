@@ -33,19 +33,19 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, _one_line(f"error: {self.prog}: {message}; see {self.prog} --help") + "\n")
 
 
-def _number(low: float, high: float = math.inf, seconds: bool = False) -> Callable[[str], float]:
+def _number(low: float = 0, high: float = math.inf, seconds: bool = False) -> Callable[[str], float]:
     """An argparse type: a whole number in ``low..high``, or with ``seconds`` a positive, finite number."""
+    rule = ("be a positive, finite number of seconds, e.g. 3600" if seconds
+            else f"be at least {low}" if high == math.inf else f"lie in {low}..{high}")
+
     def convert(text: str) -> float:
         try:
             value = float(text) if seconds else int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {'number of seconds' if seconds else 'whole number'}"
-                                             ) from None
-        if seconds and not 0 < value < math.inf:
-            raise argparse.ArgumentTypeError(f"{text} must be a positive, finite number of seconds, e.g. 3600")
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"{text} must lie in {low}..{high}" if high < math.inf
-                                             else f"{text} must be at least {low}")
+            kind = "number of seconds" if seconds else "whole number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind}") from None
+        if not (0 < value < math.inf if seconds else low <= value <= high):
+            raise argparse.ArgumentTypeError(f"{text} must {rule}")
         return value
     return convert
 
@@ -79,7 +79,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     run.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>-<profile>/)")
     run.add_argument("--resume", metavar="RUN_DIR", help="finish a stopped run, skipping completed notebooks")
     run.add_argument("--seed", type=_number(0, MAX_SEED), default=42, help="for Python, NumPy, TensorFlow (default: 42)")
-    run.add_argument("--timeout", type=_number(0, seconds=True), default=3600,
+    run.add_argument("--timeout", type=_number(seconds=True), default=3600,
                      help="seconds allowed per notebook (default: 3600)")
     run.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
     commands["report"].add_argument("run_dir", metavar="RUN_DIR")
@@ -149,8 +149,9 @@ def _predict(args: argparse.Namespace) -> int:
             labels = [{**p, "probability": round(p["probability"], 6)} for p in labels]
             _print(json.dumps({"image": str(image), "predictions": labels}))
         else:
-            _print(str(image), *(f"  {p['probability'] * 100:6.2f}%  {p['label']}" + (f" ({p['wnid']})" if "wnid" in p
-                                 else "") for p in labels))
+            lines = [f"  {p['probability'] * 100:6.2f}%  {p['label']}" + (f" ({p['wnid']})" if "wnid" in p else "")
+                     for p in labels]
+            _print(str(image), *lines)
     return 2 if unreadable else 0
 
 

@@ -9,6 +9,7 @@ The copies run as from ``notebooks/``: same package, ``runs/interactive-<profile
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import shlex
@@ -101,9 +102,9 @@ def sync_notebooks(folder: str | os.PathLike = DEFAULT_DIR, course: str | os.Pat
             for cell in nb.cells:
                 if cell.cell_type == "code":
                     cell.outputs, cell.execution_count = [], None
+            version = (nbformat.writes(nb, version=4) + "\n").encode("utf-8")
         except (OSError, ValueError, nbformat.ValidationError) as exc:
             raise ImgrecError(f"{source}: not a readable notebook ({exc}); update the course (git pull)") from None
-        version = (nbformat.writes(nb, version=4) + "\n").encode("utf-8")
         latest = hashlib.sha256(version).hexdigest()
         try:
             mine, started = _digest(target), copied.get(name)
@@ -166,10 +167,8 @@ def start_lab(folder: str | os.PathLike = DEFAULT_DIR, port: int | None = None, 
     if print_only:
         log(shlex.join(cmd))
         return 0
-    try:
-        import jupyterlab  # noqa: F401  (only whether it is installed)
-    except ImportError:
-        raise ImgrecError("JupyterLab is not installed in this environment: pip install 'jupyterlab~=4.0'") from None
+    if importlib.util.find_spec("jupyterlab") is None:
+        raise ImgrecError("JupyterLab is not installed in this environment: pip install 'jupyterlab~=4.0'")
     if "--allow-root" in cmd:
         log("you are root (e.g. in a container): JupyterLab is started with --allow-root, which it needs then")
     log("starting JupyterLab (stop it with Ctrl-C, twice) ...")
