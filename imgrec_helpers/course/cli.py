@@ -78,25 +78,26 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                              "(laid out like a data home), not the public addresses (default: $IMGREC_DATA_MIRROR)")
     run.add_argument("--out", metavar="DIR", help="run folder (default: runs/<timestamp>-<profile>/)")
     run.add_argument("--resume", metavar="RUN_DIR", help="finish a stopped run, skipping completed notebooks")
-    run.add_argument("--seed", type=_number(0, MAX_SEED), default=42, help="for Python, NumPy, TensorFlow (default: 42)")
+    run.add_argument("--seed", type=_number(0, MAX_SEED), default=42,
+                     help="one seed for Python, NumPy and TensorFlow (default: 42)")
     run.add_argument("--timeout", type=_number(seconds=True), default=3600,
                      help="seconds allowed per notebook (default: 3600)")
     run.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
     commands["report"].add_argument("run_dir", metavar="RUN_DIR")
     predict.add_argument("model", nargs="?", metavar="MODEL", help="a .keras file saved by the course, a .tflite "
                          "file exported in lesson 07, or a pretrained model name (see --list)")
-    predict.add_argument("images", nargs="*", metavar="IMAGE", help="image files (any size or mode), or folders of them")
+    predict.add_argument("images", nargs="*", metavar="IMAGE", help="image files (any size or mode), or their folders")
     predict.add_argument("--top", type=_number(1), default=3, metavar="K", help="labels per image (default: 3)")
     predict.add_argument("--json", action="store_true", help="one JSON object per line")
     predict.add_argument("--list", action="store_true", help="list the pretrained model names and their weights")
     predict.add_argument("--data-home", metavar="DIR", help="cached weights (default: $IMGREC_DATA_HOME or data/)")
     commands["evaluate"].add_argument("model", metavar="MODEL", help="a .keras file saved by the course")
-    commands["evaluate"].add_argument("folder", metavar="FOLDER", help="FOLDER/<class name>/<images>, the model's classes")
+    commands["evaluate"].add_argument("folder", metavar="FOLDER", help="FOLDER/<class name>/<images>")
     bench.add_arguments(commands["bench"])  # the options of python -m imgrec_helpers.course.bench
     lab.add_argument("--dir", metavar="DIR", help="your notebooks' folder (default: my-notebooks/ in the repository)")
-    lab.add_argument("--port", type=_number(1, 65535), metavar="N", help="JupyterLab's port (default: 8888 or next free)")
+    lab.add_argument("--port", type=_number(1, 65535), metavar="N", help="JupyterLab's port (default: 8888 or next)")
     lab.add_argument("--no-browser", action="store_true", help="do not open a browser; JupyterLab prints the address")
-    lab.add_argument("--print-only", action="store_true", help="copy the lessons, print JupyterLab's command, start nothing")
+    lab.add_argument("--print-only", action="store_true", help="copy the lessons, print JupyterLab's command, no more")
     argv = list(sys.argv[1:] if argv is None else argv)
     command = parser.parse_known_args(argv)[0].command  # the command (and -h, unknown commands)
     args = commands[command].parse_intermixed_args(argv[argv.index(command) + 1:])
@@ -200,7 +201,7 @@ def _course(args: argparse.Namespace) -> int:
 
 
 _COMMANDS = {"run": _course, "data": _course, "report": _course, "lab": _course, "predict": _predict,
-             "evaluate": _evaluate, "bench": lambda args: bench.run(args)}  # sets the CPU options, then starts TensorFlow
+             "evaluate": _evaluate, "bench": lambda args: bench.run(args)}  # CPU options first, then TensorFlow
 
 _INTERRUPTED = {  # what Ctrl-C leaves behind, and what to do next; {where}: the run folder
     "run": "interrupted; finished notebooks are kept; finish the run with imgrec run --resume {where}",

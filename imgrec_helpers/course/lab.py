@@ -44,8 +44,9 @@ class SyncReport:
     def lines(self) -> list[str]:
         """What ``imgrec lab`` prints: one line, and one per kept notebook."""
         counts = [f"{len(names)} {what}" for names, what in (
-            (self.copied, "copied"), (self.updated, "updated"), (self.kept, "changed by you, with a new version beside"),
-            (self.changed, "changed by you"), (self.current, "up to date")) if names]
+            (self.copied, "copied"), (self.updated, "updated"),
+            (self.kept, "changed by you, with a new version beside"), (self.changed, "changed by you"),
+            (self.current, "up to date")) if names]
         return [f"your notebooks: {self.folder} ({', '.join(counts) or 'none'})"] + [
             f"{name}: your changed copy is kept; the course's new version is {_new_name(name)}" for name in self.kept]
 
@@ -125,7 +126,8 @@ def sync_notebooks(folder: str | os.PathLike = DEFAULT_DIR, course: str | os.Pat
             if _digest(new_copy) == latest:
                 new_copy.unlink()  # adopted or no longer needed
         except OSError as exc:
-            raise ImgrecError(f"cannot update your copy {exc.filename}: {exc.strerror}; check its permissions") from None
+            raise ImgrecError(f"cannot update your copy {exc.filename}: {exc.strerror}; check its permissions"
+                              ) from None
     with atomic_path(state_path) as tmp:
         tmp.write_text(json.dumps({"copied": copied, "offered": offered}, indent=1, sort_keys=True) + "\n")
     return report

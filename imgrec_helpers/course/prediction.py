@@ -168,8 +168,8 @@ def predict(spec: str, arguments: Sequence[str], k: int, data_home: str | None =
 
 
 def evaluate(spec: str, root: str | os.PathLike) -> Iterator[tuple[str, int, int]]:
-    """``imgrec evaluate``: ``(class name, correct, images)`` of a saved ``.keras`` classifier on each class folder
-    of ``root`` (images in sub-folders count, hidden files do not, as for ``keras.utils.image_dataset_from_directory``)."""
+    """``imgrec evaluate``: ``(class name, correct, images)`` of a saved ``.keras`` classifier on each class folder of
+    ``root`` (images in sub-folders count, hidden files do not: as ``keras.utils.image_dataset_from_directory``)."""
     if not spec.endswith(".keras") and not os.path.exists(spec):
         raise ModelError(f"{spec}: no such .keras file; evaluate scores a classifier saved by the course "
                          "(e.g. runs/.../models/alpaca.keras), not a pretrained model name")
