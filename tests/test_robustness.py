@@ -508,7 +508,7 @@ def test_ctrl_c_swallowed_by_a_finalizer_still_stops_predict(models, public, cap
 
     class Finalized:
         def __del__(self):
-            cli._on_ctrl_c(signal.SIGINT, None)  # Ctrl-C arriving while a finalizer runs
+            cli._interrupt(signal.SIGINT, None)  # Ctrl-C arriving while a finalizer runs
 
     def predict_files(self, paths, k=3, **kwargs):
         for i, item in enumerate(original(self, paths, k, **kwargs)):
