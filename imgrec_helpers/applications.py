@@ -297,7 +297,7 @@ def choose(name: str, fallback: str | None = None, *, include_top: bool = True, 
         weights, note = _weights_argument(app, cached, include_top, size)
         where = f"{app.display}'s ImageNet weights ({cached.name}) are in the Keras cache {keras_cache_dir()}"
         choice = Choice(app.name, app.name, app.display, weights, size, app.feature_layer,
-                        where + (f', so weights="imagenet" reads them from there.' if not note else ".")
+                        where + (', so weights="imagenet" reads them from there.' if not note else ".")
                         + note + fetched)
     elif not sources.mirror() and can_reach(KERAS_WEIGHTS_HOST):
         choice = Choice(app.name, app.name, app.display, "imagenet", size, app.feature_layer,

@@ -179,7 +179,7 @@ def test_killed_run_keeps_previous_outputs_and_the_next_run_works(tmp_path):
     assert read["status"] == "interrupted" and f"process {proc.pid}" in read["note"]
     assert read["notebooks"]["02_slow.ipynb"]["status"] == "interrupted"
     assert read["notebooks"]["01_fast.ipynb"]["status"] == "ok"
-    time.sleep(2)  # papermill got SIGTERM when its parent died; nothing keeps writing
+    time.sleep(2)  # the kernel exits when the runner that started it died; nothing keeps writing
     manifest = runner.run_course("smoke", out, notebooks_dir=folder, report=False, log=lambda s: None)
     assert manifest["status"] == "ok"
     nbformat.validate(nbformat.read(out / "02_slow.ipynb", as_version=4))

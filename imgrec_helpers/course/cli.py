@@ -18,7 +18,7 @@ import sys
 import threading
 from typing import Any, Callable, NoReturn, Sequence
 
-from .. import applications, sources, weights
+from .. import applications, sources
 from ..errors import ImgrecError, describe_os_error
 from ..profiles import DEFAULT_PROFILE, PROFILES
 from ..quiet import import_tensorflow
@@ -81,7 +81,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     run.add_argument("--seed", type=_number(0, MAX_SEED), default=42,
                      help="one seed for Python, NumPy and TensorFlow (default: 42)")
     run.add_argument("--timeout", type=_number(seconds=True), default=3600,
-                     help="seconds allowed per notebook (default: 3600)")
+                     help="seconds one cell may run (default: 3600)")
     run.add_argument("--no-report", action="store_true", help="do not write report.html at the end")
     commands["report"].add_argument("run_dir", metavar="RUN_DIR")
     predict.add_argument("model", nargs="?", metavar="MODEL", help="a .keras file saved by the course, a .tflite "
@@ -132,7 +132,7 @@ def _predict(args: argparse.Namespace) -> int:
             raise ImgrecError("imgrec predict --list lists the pretrained models and takes no model or image; "
                               "run it alone, or leave out --list to label images")
         import_tensorflow()
-        weights.prepare_keras_cache(sources.data_home(args.data_home))
+        applications.prepare_keras_cache(sources.data_home(args.data_home))
         for name in applications.APPLICATIONS:
             _print(f"{name:18} {applications.display_name(name):28} {applications.weights_status(name)}")
         return 0

@@ -11,7 +11,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from .. import applications, data, sources, weights
+from .. import applications, data, sources
 from ..errors import DataError, ImageError, ImgrecError, ModelError
 from ..persistence import check_model_file, check_tflite_file, load_model, read_model_info, read_tflite_info
 from ..quiet import import_tensorflow, library_output
@@ -127,7 +127,7 @@ def load_predictor(spec: str, data_home: str | os.PathLike | None = None) -> Pre
     model's name (``vgg16``...), loaded, with its input size and class names checked (one line otherwise)."""
     kind, path = check_model_spec(spec), Path(spec)
     if kind == "imagenet":
-        weights.prepare_keras_cache(sources.data_home(data_home))
+        applications.prepare_keras_cache(sources.data_home(data_home))
         size = applications.input_size(spec)
         return Predictor(spec, applications.load_application(spec), (size, size), kind)
     info = read_tflite_info(path) if kind == "litert" else read_model_info(path)
