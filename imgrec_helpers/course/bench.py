@@ -1,9 +1,13 @@
 """``imgrec bench [--quick]`` (or ``python -m imgrec_helpers.course.bench``): the course's speed against plain Keras,
-one line per figure (1-7, as in README.md's "Performance"), a reason line per ``n/a``, then ``summary: ...``.
-Comparisons are medians of runs taking turns in one process, so a slow spell of a shared machine hits every side.
-``--levers`` measures what per-epoch settings give float32 training on this CPU. Keras, TensorFlow and the helpers
-that import pooch load inside functions: TensorFlow must start after :func:`run`'s CPU settings (and takes 14 s), and
-cli imports this module for its options, where pooch + requests would add 0.6 s to every ``imgrec`` command.
+one line per figure, a reason line per ``n/a`` figure, then ``summary: train_speedup=... replicas=...``. Figures:
+1 reference CNN training images/s, course (mixed precision where the CPU/GPU has it, batch 64) vs plain Keras (float32,
+batch 32); 2 time to 80% CIFAR-10 test accuracy with the fast recipe (not with ``--quick``); 3 the reference recipe
+projected from 1; 4 transfer learning from 64 images; 5 MobileNet inference at 224 px, course precision vs float32;
+6 ``imgrec predict``-style labelling, batches of 64 vs one image per call; 7 reference CNN images/s per device and
+under ``MirroredStrategy`` (``--cpu-devices N``). Comparisons are medians of runs taking turns in one process.
+``--levers`` measures per-epoch settings of float32 training on this CPU. Keras, TensorFlow and the helpers that
+import pooch load inside functions: TensorFlow must start after :func:`run`'s CPU settings (and takes 14 s), and cli
+imports this module for its options, where pooch + requests would add 0.6 s to every ``imgrec`` command.
 """
 from __future__ import annotations
 
@@ -196,7 +200,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="imgrec bench", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="imgrec bench", description="the course's speed against plain Keras")
     add_arguments(parser)
     parser.add_argument("--lever-worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
