@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """The benchmark for options parsed by :func:`add_arguments` (``imgrec bench`` passes its own)."""
-    from .. import applications, data, sources, weights  # pooch: see the module docstring
+    from .. import applications, data, sources  # pooch: see the module docstring
     from ..running import check_parameter
 
     home = sources.data_home(args.data_home)
@@ -333,7 +333,7 @@ def run(args: argparse.Namespace) -> int:
               f"{batched / single:.0f}x ({len(images):,} and 32 images)")
         return {"predict_batched": f"{batched:.0f}/s", "predict_single": f"{single:.0f}/s"}
 
-    weights.prepare_keras_cache(home)
+    applications.prepare_keras_cache(home)
     reasons = []
     figures = {"time_to_80": lambda: _time_to_80(home, precision, args.quick), "replicas": replicas,
                "transfer64": transfer, "infer_speedup": inference, "predict_batched": labelling}
