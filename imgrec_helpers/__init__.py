@@ -12,8 +12,8 @@ function's docstring names the lesson that uses it):
 - ``data``: CIFAR-10, photos of any mode, image folders (01-07)
 - ``models``: the reference CNN and the feature head, reused after lesson 02 / 04 taught them (05, bench)
 - ``training``: CPU speed settings, precision choice, devices for ``tf.distribute``, evaluation arithmetic (02, 04, 05)
-- ``applications``: which Keras Applications model a lesson runs on, and why; its weights (03, 04, 06, 07)
-- ``weights``: the Keras cache and the data home's weight files (03, 04, 06, 07)
+- ``applications``: whether a Keras Applications model's weights can be had, else which stand-in and why; the
+  Keras cache and the data home's weight files (03, 04, 06, 07; the lessons call the constructors themselves)
 - ``imagenet``: ImageNet class ids and top-1 accuracy (03, 07)
 - ``persistence``: atomic, umask-respecting files; ``.keras`` and ``.tflite`` files with class names (02-07)
 - ``plots``: the figures that are not the lesson (01-07)
@@ -25,7 +25,8 @@ The subpackage :mod:`imgrec_helpers.course` is **the course tooling** (the ``img
 report, predict/evaluate, lab, bench). It imports the helpers; the helpers never import it
 (``tests/test_packaging.py``).
 
-Import the modules you need: ``from imgrec_helpers import data, plots``.
+Imports sit at the top of each module; an import inside a function carries a comment with the start-up time it
+saves. Import the modules you need: ``from imgrec_helpers import data, plots``.
 """
 from __future__ import annotations
 

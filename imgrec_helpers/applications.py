@@ -259,7 +259,8 @@ def _check_size(app: Application, include_top: bool, size: int) -> None:
                          f"images, not {size}; use include_top=False for other sizes")
 
 
-def _find(app: Application, include_top: bool, size: int, data_home: str | os.PathLike | None) -> tuple[Path | None, str]:
+def _find(app: Application, include_top: bool, size: int,
+          data_home: str | os.PathLike | None) -> tuple[Path | None, str]:
     """``app``'s cached weights file for these settings, fetched through the registry if need be, and a note
     saying it was fetched just now (empty otherwise)."""
     cached = cached_weights(app.name, include_top, size)

@@ -1,10 +1,5 @@
 """Each lesson's setup cell: :func:`start_lesson`, the :class:`Lesson` it returns, and the checks of a notebook's
-parameters.
-
-:func:`start_lesson` is the first code cell of every notebook: it applies the profile, seeds every
-random generator, sets plot defaults and says where results go. The headless runner behind ``imgrec run``
-is :mod:`imgrec_helpers.course.runner`.
-"""
+parameters (every notebook)."""
 from __future__ import annotations
 
 import math
@@ -91,13 +86,8 @@ class Lesson:
         return p
 
     def setting(self, key: str, override: Any = None) -> Any:
-        """The profile's ``settings[key]``, or the notebook's override of it, checked.
-
-        ``override`` is the notebook parameter named ``key`` in capitals (``EPOCHS`` for ``"epochs"``);
-        ``None`` keeps the profile's value. A bad override (``EPOCHS = 0``, ``TRAIN_IMAGES = 2.5``,
-        ``MIN_TEST_ACCURACY = 70``, ``CURVE_SIZES = []``) is a one-line :class:`ImgrecError` naming it.
-        Lessons 02 (epochs, batch size, training images, accuracy bar) and 05 (curve sizes).
-        """
+        """The profile's ``settings[key]``, or the notebook's override of it (``EPOCHS`` for ``"epochs"``; None keeps
+        the profile's), checked: a bad one is a one-line :class:`ImgrecError` naming it (lessons 02, 05)."""
         if override is None:
             value = self.settings[key]
             return list(value) if isinstance(value, list) else value
@@ -107,8 +97,9 @@ class Lesson:
         if key == "curve_sizes":
             sizes = override if isinstance(override, (list, tuple)) else []
             if not sizes or any(_broken_rule(v, whole=whole, minimum=minimum) for v in sizes):
-                raise ImgrecError(f"{name} = {_shown(override)}: use a list of training-set sizes, whole numbers of "
-                                  f"at least {minimum}, e.g. [100, 300, 1000], or None for the profile's value ({default})")
+                raise ImgrecError(f"{name} = {_shown(override)}: use a list of training-set sizes, whole numbers "
+                                  f"of at least {minimum}, e.g. [100, 300, 1000], or None for the profile's value "
+                                  f"({default})")
             return list(sizes)
         try:
             return check_parameter(name, override, whole=whole, minimum=minimum, maximum=maximum)
@@ -123,14 +114,9 @@ class Lesson:
 
     def record(self, name: str, *, kind: str = "model", precision: str = "float32", strategy: Any = None,
                **measured: Any) -> Path:
-        """Record one measured result in ``results/<name>.json`` (lessons 02-07; lesson 05 reads them).
-
-        The lesson fills in what it knows itself: lesson number, profile, seed and hardware; ``precision`` is
-        ``float32`` unless the lesson trained in another (lesson 02's ``PRECISION``); ``strategy``, the
-        ``tf.distribute`` strategy a model trained under, adds its name, replicas and devices
-        (:func:`imgrec_helpers.training.strategy_facts`; the manifest collects them). The call names
-        only what the lesson measured (``approach``, ``model``, ``train_images``, ``test_accuracy``, ...).
-        """
+        """Record one measured result in ``results/<name>.json`` (lessons 02-07; lesson 05 reads them), with the
+        lesson's number, profile, seed and hardware; ``strategy`` adds the ``tf.distribute`` facts the manifest
+        collects (:func:`imgrec_helpers.training.strategy_facts`)."""
         where = strategy_facts(strategy) if strategy is not None else {}
         return record_result(self.run_dir, name, kind=kind, lesson=self.number, profile=self.profile,
                              seed=self.seed, precision=precision, hardware=hardware.label(), **where, **measured)
