@@ -395,11 +395,3 @@ def load_image_folder(root: str | os.PathLike, size: int) -> ImageFolder:
     return ImageFolder(np.stack([load_image(path, size) for path, _ in found]), np.asarray([lb for _, lb in found]),
                        names, [path for path, _ in found])
 
-
-def images_to_batch(images: Sequence[np.ndarray] | np.ndarray) -> np.ndarray:
-    """Images stacked into a batch; one (H, W, 3) image gets its batch dimension (lesson 02, ``imgrec predict``)."""
-    arr = np.asarray(images)
-    arr = arr[np.newaxis] if arr.ndim == 3 else arr
-    if arr.ndim != 4 or arr.shape[-1] != 3:
-        raise ImageError(f"expected images of shape (H, W, 3) or (N, H, W, 3), got {arr.shape}")
-    return arr

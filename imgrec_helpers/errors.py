@@ -76,7 +76,7 @@ def _errno_of(exc: OSError) -> int | None:
     return int(match.group(1)) if match else exc.errno
 
 
-def _mount_point(path: Path) -> Path | None:
+def mount_point(path: Path) -> Path | None:
     """The mount point of the file system that holds ``path`` (or its nearest existing parent); also the runner's."""
     p = Path(os.path.abspath(path))
     try:
@@ -98,7 +98,7 @@ def describe_os_error(exc: OSError, path: str | os.PathLike | None = None, actio
                                               "check the path and try again"))
     name = errno.errorcode.get(number, f"errno {number}") if number is not None else "OSError"
     if number in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) and where is not None:
-        mount = _mount_point(Path(where))
+        mount = mount_point(Path(where))
         if mount is not None:
             name += f", disk mounted at {mount}"
     if where is None:

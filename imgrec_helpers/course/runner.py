@@ -17,7 +17,7 @@ from typing import IO, Any, Callable, Iterator, Sequence
 from jupyter_client.manager import AsyncKernelManager
 
 from .. import hardware
-from ..errors import ImgrecError, _mount_point, os_error
+from ..errors import ImgrecError, mount_point, os_error
 from ..profiles import DEFAULT_PROFILE, profile_settings
 from ..results import load_results
 from ..running import DEFAULT_SEED, REPO_ROOT, versions
@@ -287,7 +287,7 @@ def _disk_full(run_dir: Path, said: str) -> str | None:
     said_full = any(s in said for s in ("No space left on device", "ENOSPC", "Errno 28", "disk is full"))
     if not said_full and (free is None or free > 1 << 20):
         return None
-    mount = _mount_point(run_dir)
+    mount = mount_point(run_dir)
     where = f" (mounted at {mount}, {free // 1024} KB free)" if mount is not None and free is not None else ""
     return (f"the disk holding {run_dir} is full{where}: free some space on it, or run into a folder on "
             "another disk with --out")
