@@ -1,10 +1,9 @@
 """Where every file a lesson reads comes from: the data home (``IMGREC_DATA_HOME``, default ``<repo>/data``),
-``registry.tsv`` (each file's size, hash and public source), a mirror (``IMGREC_DATA_MIRROR``: a URL or a folder laid
-out like a data home). Files are fetched on first use with ``pooch``, checked and kept. Used by every lesson,
-``weights``, ``applications``, ``imgrec run`` / ``imgrec data``.
-"""
+``registry.tsv`` (each file's size, hash, public source), a mirror (``IMGREC_DATA_MIRROR``: URL or folder). Files are
+fetched on first use with ``pooch``, checked and kept (every lesson, ``applications``, ``imgrec run`` / ``data``)."""
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import glob
@@ -23,7 +22,7 @@ from tqdm.auto import tqdm
 from tqdm.utils import CallbackIOWrapper
 
 from .errors import DataError, FileSystemError, describe_os_error
-from .persistence import atomic_path
+from .persistence import atomic_path, stat_existing
 
 try:
     import fcntl
@@ -44,19 +43,13 @@ def data_home(path: str | os.PathLike | None = None) -> Path:
 
 
 def check_data_home(path: str | os.PathLike | None = None) -> Path:
-    """:func:`data_home`, which must be a folder: a typo must not look like "CIFAR-10 missing" (fetch, lessons,
-    runner, ``imgrec``)."""
+    """:func:`data_home`, which must be a folder: a typo must not look like "CIFAR-10 missing" (fetch, ``imgrec``)."""
     home = data_home(path)
     source = ("--data-home / DATA_HOME" if path else
               "IMGREC_DATA_HOME" if os.environ.get(HOME_ENV) else "the default, <repository>/data")
-    try:
-        st = os.stat(home)
-    except FileNotFoundError:
-        raise DataError(f"data home {home} does not exist (set by {source}); check the spelling, or create the "
-                        "folder (an empty one is fine: the course fetches what it needs into it)") from None
-    except OSError as exc:
-        raise DataError(f"data home: {describe_os_error(exc, home, 'open')}") from None
-    if not stat.S_ISDIR(st.st_mode):
+    mode = stat_existing(home, DataError, f"the data home does not exist (set by {source}); check the spelling, or "
+                         "create the folder (an empty one is fine: the course fetches what it needs into it)").st_mode
+    if not stat.S_ISDIR(mode):
         raise DataError(f"data home {home} is a file, not a folder (set by {source}); point it at a folder")
     return home
 
@@ -68,8 +61,7 @@ def mirror() -> str | None:
 
 
 def check_mirror(value: str) -> str:
-    """A ``--data-mirror`` value checked (``imgrec``): an http(s) URL as it is, else an existing folder, made
-    absolute; one-line :class:`DataError` otherwise."""
+    """A ``--data-mirror`` checked (``imgrec``): an http(s) URL as it is, else an existing folder, made absolute."""
     scheme = urllib.parse.urlsplit(value).scheme.lower()
     if scheme in ("http", "https"):
         return value.rstrip("/")
@@ -85,7 +77,6 @@ def check_mirror(value: str) -> str:
 @dataclass(frozen=True)
 class Copy:
     """One accepted copy of a data-home file: a row of ``registry.tsv``, whose header says what each field holds."""
-
     set: str
     path: str
     size: int | None
@@ -152,113 +143,81 @@ def file_digest(path: str | os.PathLike, algorithm: str = "sha256") -> str:
 
 
 def verify(path: Path, copies: Sequence[Copy]) -> Copy | None:
-    """The copy ``path`` is (size and hash match), or None; a copy without a hash accepts any non-empty file."""
-    try:
-        size = path.stat().st_size
-    except OSError:
+    """The copy the file ``path`` is (size and hash match), else None; a copy with no hash takes any non-empty file."""
+    if not path.is_file():
         return None
-    digests: dict[str, str] = {}
+    size, digest = path.stat().st_size, functools.cache(functools.partial(file_digest, path))  # each algorithm once
     for copy in copies:
-        if copy.hash is None:
-            if size > 0:
-                return copy
-        elif copy.size is None or copy.approximate or copy.size == size:
-            algorithm, expected = copy.hash.split(":", 1)
-            digests[algorithm] = digests.get(algorithm) or file_digest(path, algorithm)
-            if digests[algorithm] == expected:
-                return copy
+        algorithm, _, expected = (copy.hash or "").partition(":")
+        if (size > 0 if copy.hash is None else
+                (copy.size in (None, size) or copy.approximate) and digest(algorithm) == expected):
+            return copy
     return None
 
 
 def present(path: str, home: str | os.PathLike | None = None) -> Path | None:
     """``<data home>/path`` if it is there and one of its registered copies, else None."""
-    target = data_home(home) / path
-    return target if target.is_file() and verify(target, copies_of(path)) else None
+    return target if verify(target := data_home(home) / path, copies_of(path)) else None
 
 
 class _NotThere(Exception):
     """A source without the file (HTTP 404, not on the mirror, no network): the next source is tried."""
 
 
-def _sources(path: str, copies: Sequence[Copy], target: Path) -> list[tuple[str, tuple[Copy, ...]]]:
-    """Where ``path`` can come from, in order, each with the copies accepted from there."""
-    committed = tuple(c for c in copies if c.committed)
-    if committed:
-        local = REPOSITORY_DATA / path
-        return [] if local.resolve() == target.resolve() else [(str(local), committed)]
-    base = mirror()
-    if not base:
-        return [(c.url, (c,)) for c in copies if c.url]
-
-    def at(relative: str) -> str:
-        return f"{base}/{urllib.parse.quote(relative)}" if "://" in base else str(Path(base) / relative)
-
-    return [(at(path), tuple(copies))] + [(at(c.mirror_path), (c,)) for c in copies if c.mirror_path]
-
-
 def _progress_bar(total: int | None, name: str, unit: str = "B", show: bool = True, items=None) -> tqdm:
     """A widget in a JupyterLab kernel (not headless ``imgrec run``), a text bar in a terminal, none in a log."""
-    ipython = sys.modules.get("IPython")
-    shell = type(ipython.get_ipython()).__name__ if ipython is not None else None
-    notebook = shell == "ZMQInteractiveShell" and os.environ.get("IMGREC_HEADLESS") != "1"
+    shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()  # None outside IPython
+    notebook = type(shell).__name__ == "ZMQInteractiveShell" and os.environ.get("IMGREC_HEADLESS") != "1"
     return tqdm(items, total=total, unit=unit, unit_scale=unit == "B", desc=name[:40], leave=True,
                 dynamic_ncols=True, disable=not (show and (notebook or sys.stderr.isatty())))
 
 
-def _transfer(source: str, tmp: Path, bar: tqdm) -> None:
-    """Copy a mirror folder's file, or download a URL with ``pooch.HTTPDownloader`` (3 tries if cut off)."""
-    if "://" not in source:
-        try:
-            src = open(source, "rb")
-        except FileNotFoundError:
-            raise _NotThere(f"not in {Path(source).parent}") from None
-        except OSError as exc:
-            raise DataError(describe_os_error(exc, source, "read")) from None
-        with src, open(tmp, "wb") as out:
-            bar.reset(total=os.fstat(src.fileno()).st_size)
-            shutil.copyfileobj(CallbackIOWrapper(bar.update, src, "read"), out, 1 << 20)
-        return
-    for attempt in (1, 2, 3):
-        try:
-            pooch.HTTPDownloader(progressbar=bar, timeout=30)(source, str(tmp), None)
-            return
-        except requests.HTTPError as exc:
-            raise _NotThere(f"HTTP {getattr(exc.response, 'status_code', '?')} from {source}") from None
-        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ReadTimeout,
-                requests.exceptions.ContentDecodingError) as exc:  # cut off mid-way: start again
-            if attempt == 3:
-                raise _NotThere(f"the download from {source} broke off 3 times ({type(exc).__name__})") from None
-            bar.reset()
-        except requests.RequestException as exc:  # no network, refused, DNS: no point in retrying at once
-            raise _NotThere(f"cannot reach {urllib.parse.urlsplit(source).netloc} ({type(exc).__name__})") from None
-
-
 @contextlib.contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``folder`` itself (gone when the process dies), so that processes fetching or
-    extracting into one folder take turns; no lock without ``fcntl`` or where the folder cannot be opened."""
-    fd = None
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY) if fcntl else None
-    try:
-        if fd is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+    """An exclusive ``flock`` on ``folder`` (gone when the process dies): processes fetching or extracting into one
+    folder take turns (``fetch``, ``data.cifar10_folder``); no lock without ``fcntl`` or where it cannot be had."""
+    with contextlib.ExitStack() as stack:
+        with contextlib.suppress(OSError):
+            if fcntl:
+                stack.callback(os.close, fd := os.open(folder, os.O_RDONLY))
+                fcntl.flock(fd, fcntl.LOCK_EX)
         yield
-    finally:
-        if fd is not None:
-            os.close(fd)
 
 
 def _fetch_from(source: str, target: Path, accepted: Sequence[Copy], show_bar: bool) -> None:
-    """``source`` into ``target`` through ``atomic_path``, kept only if it is one of ``accepted``."""
+    """``source`` into ``target`` through ``atomic_path``, kept only if it is one of ``accepted``: a mirror folder's
+    file copied, or a URL downloaded with ``pooch.HTTPDownloader`` (3 tries if cut off)."""
     size, approximate = max(((c.size, c.approximate) for c in accepted if c.size), default=(None, False))
     with atomic_path(target) as tmp, _progress_bar(1 if approximate or not size else size, target.name,
                                                    show=show_bar) as bar:  # pooch sets the real total
-        try:
-            _transfer(source, tmp, bar)
-        except BaseException:
-            bar.leave = False  # a source without the file leaves no empty bar behind
-            raise
+        bar.leave = False  # until the file has arrived: a source without it leaves no empty bar behind
+        if "://" not in source:
+            try:
+                src = open(source, "rb")
+            except FileNotFoundError:
+                raise _NotThere(f"not in {Path(source).parent}") from None
+            except OSError as exc:
+                raise DataError(describe_os_error(exc, source, "read")) from None
+            with src, open(tmp, "wb") as out:
+                bar.reset(total=os.fstat(src.fileno()).st_size)
+                shutil.copyfileobj(CallbackIOWrapper(bar.update, src, "read"), out, 1 << 20)
+        else:
+            for attempt in (1, 2, 3):
+                try:
+                    pooch.HTTPDownloader(progressbar=bar, timeout=30)(source, str(tmp), None)
+                    break
+                except requests.HTTPError as exc:
+                    raise _NotThere(f"HTTP {getattr(exc.response, 'status_code', '?')} from {source}") from None
+                except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ReadTimeout,
+                        requests.exceptions.ContentDecodingError) as exc:  # cut off mid-way: start again
+                    if attempt == 3:
+                        raise _NotThere(f"the download from {source} broke off 3 times ({type(exc).__name__})"
+                                        ) from None
+                    bar.reset()
+                except requests.RequestException as exc:  # no network, refused, DNS: no point in retrying at once
+                    raise _NotThere(f"cannot reach {urllib.parse.urlsplit(source).netloc} ({type(exc).__name__})"
+                                    ) from None
+        bar.leave = True
         if verify(tmp, accepted) is None:
             received = tmp.stat().st_size
             expected = min((c.size for c in accepted if c.size and not c.approximate), default=None)
@@ -270,28 +229,32 @@ def _fetch_from(source: str, target: Path, accepted: Sequence[Copy], show_bar: b
 
 
 def fetch(path: str, home: str | os.PathLike | None = None, *, show_bar: bool = True) -> Path:
-    """``<data home>/path``, fetched first unless it is there with registered content (every lesson).
-
-    Tries the repository's committed copy, else the mirror, else the public addresses; none having it is one
-    line naming the file, its size and the command that fetches it. A data home marked read-only is refused."""
-    copies = copies_of(path)
-    root = check_data_home(home)
+    """``<data home>/path``, fetched first unless it is there with registered content (every lesson): from the
+    repository's committed copy, else the mirror, else the public addresses; a read-only data home is refused."""
+    copies, root = copies_of(path), check_data_home(home)
     target = root / path
-    if target.is_file() and verify(target, copies):
+    if verify(target, copies):
         return target
-    folder = target.parent
-    while not folder.exists() and folder != root:
-        folder = folder.parent
+    folder = next(p for p in (target.parent, *target.parent.parents) if p == root or p.exists())
     with contextlib.suppress(OSError):  # otherwise fetching says what is wrong with it
         if not os.stat(folder).st_mode & 0o222:  # also for root, who may write anyway: a shared folder is a mirror
             raise DataError(f"cannot fetch {path}: the data home {root} is read-only ({folder} has no write "
                             f"permission); set IMGREC_DATA_HOME to a writable folder, and {MIRROR_ENV}={root} to "
                             "fetch from this one")
+    base, committed = mirror(), tuple(c for c in copies if c.committed)
+    if committed:  # never downloaded: the repository's own copy, unless this data home is the repository's
+        local = REPOSITORY_DATA / path
+        places = [] if local.resolve() == target.resolve() else [(str(local), committed)]
+    elif base:  # the mirror at the file's path, then at a copy's older path
+        places = [(f"{base}/{urllib.parse.quote(where)}" if "://" in base else str(Path(base) / where), accepted)
+                  for where, accepted in [(path, copies)] + [(c.mirror_path, (c,)) for c in copies if c.mirror_path]]
+    else:
+        places = [(c.url, (c,)) for c in copies if c.url]
     reasons = []
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with folder_lock(target.parent):  # another process may be fetching the same file: take turns
-            if target.is_file() and verify(target, copies):
+            if verify(target, copies):
                 return target
             # a killed fetch's temporary files (every fetch into this folder holds the lock, so none is in use)
             for stale in target.parent.glob(f".{glob.escape(target.stem[:80])}.*.part*"):
@@ -301,7 +264,7 @@ def fetch(path: str, home: str | os.PathLike | None = None, *, show_bar: bool = 
                 if copy.mirror_path and verify(root / copy.mirror_path, [copy]):
                     os.replace(root / copy.mirror_path, target)
                     return target
-            for source, accepted in _sources(path, copies, target):
+            for source, accepted in places:
                 try:
                     _fetch_from(source, target, accepted, show_bar)
                     return target
@@ -312,12 +275,12 @@ def fetch(path: str, home: str | os.PathLike | None = None, *, show_bar: bool = 
     except OSError as exc:
         raise DataError(f"cannot fetch {path}: {describe_os_error(exc, exc.filename or target.parent, 'write to')}"
                         ) from None
-    if not reasons and any(c.committed for c in copies):  # the repository's own copy is gone or damaged
+    if not reasons and committed:  # the repository's own copy is gone or damaged
         reasons.append(f"it is committed in the repository: restore it with `git checkout -- data/{path}`")
-    where = f"the mirror {mirror()}" if mirror() else "its public address"
     raise DataError(f"{path} ({megabytes(*size_of(path))}) is not in the data home {root} and could not be fetched "
-                    f"from {where} ({'; '.join(reasons) or 'no source is registered for it'}); run "
-                    f"`{FETCH_COMMAND}` where the internet (or a mirror: {MIRROR_ENV}=URL or folder) can be reached")
+                    f"from {f'the mirror {base}' if base else 'its public address'} "
+                    f"({'; '.join(reasons) or 'no source is registered for it'}); run `{FETCH_COMMAND}` where the "
+                    f"internet (or a mirror: {MIRROR_ENV}=URL or folder) can be reached")
 
 
 def fetch_set(name: str, home: str | os.PathLike | None = None) -> Path:
@@ -361,13 +324,17 @@ def needs(lessons: Sequence[str]) -> list[str | tuple[str, ...]]:
     return list(dict.fromkeys(need for lesson in lessons for need in NEEDS.get(Path(str(lesson)).stem, ())))
 
 
+def _files(need: str | tuple[str, ...]) -> Sequence[str]:
+    return set_files(need) if isinstance(need, str) else need
+
+
 def _alternatives(need: tuple[str, ...], template: str) -> str:
     """The stand-ins of a need's first file in words, put in ``template``; "" when there are none."""
     return template.format(" or ".join(Path(p).name for p in need[1:])) if len(need) > 1 else ""
 
 
 def describe(need: str | tuple[str, ...]) -> str:
-    """A need in words with its size: ``"images/alpaca (327 files, 7.8 MB)"``."""
+    """A need in words with its size: ``"images/alpaca (327 files, 7.8 MB)"`` (``imgrec data fetch``, ``run``)."""
     if isinstance(need, tuple):
         return f"{need[0]} ({megabytes(*size_of(need[0]))}){_alternatives(need, ', or {}')}"
     sizes = [size_of(p) for p in set_files(need)]
@@ -380,8 +347,7 @@ def fetch_need(need: str | tuple[str, ...], home: str | os.PathLike | None = Non
     """One need (:data:`NEEDS`) fetched: every photo of a set, or the first file of a tuple that can be had."""
     if isinstance(need, str):
         return fetch_set(need, home)
-    root = check_data_home(home)
-    errors = []
+    root, errors = check_data_home(home), []
     ordered = sorted(need, key=lambda p: present(p, root) is None)  # one that is there already comes first
     for path, after in zip(ordered, ordered[1:] + [None]):
         try:
@@ -395,12 +361,11 @@ def fetch_need(need: str | tuple[str, ...], home: str | os.PathLike | None = Non
 
 def fetch_needs(lessons: Sequence[str], home: str | os.PathLike | None = None,
                 log: Callable[[str], None] = print) -> list[Path]:
-    """Everything the lessons need, fetched now with the sizes shown first (``imgrec data fetch``, ``imgrec run``);
-    the first need that cannot be had stops with its one-line :class:`DataError`."""
+    """Everything the lessons need, fetched now, sizes shown first (``imgrec data fetch`` / ``run``); the first need
+    that cannot be had stops with its one-line :class:`DataError`."""
     root = check_data_home(home)
-    todo = [n for n in needs(lessons)
-            if not (all(present(p, root) for p in set_files(n)) if isinstance(n, str) else
-                    any(present(p, root) for p in n))]
+    todo = [n for n in needs(lessons)  # a set needs every photo, a tuple one of its files
+            if not (all if isinstance(n, str) else any)(present(p, root) for p in _files(n))]
     if not todo:
         log(f"data: everything the lessons need is in {root}")
         return []
@@ -408,27 +373,22 @@ def fetch_needs(lessons: Sequence[str], home: str | os.PathLike | None = None,
     for need in todo:
         log(f"  {describe(need)}")
     fetched = [fetch_need(need, root, log) for need in todo]
-    for need in (n for n in todo if isinstance(n, str)):
-        for _, extra, _ in _extra_files(root, need):
-            log(f"  note: {extra} is not in the registry; the lessons read it too (move it out to keep the set as "
-                "published)")
+    for _, extra, _ in (row for need in todo if isinstance(need, str) for row in _extra_files(root, need)):
+        log(f"  note: {extra} is not in the registry; the lessons read it too (move it out to keep the set as "
+            "published)")
     return fetched
 
 
 def _check_file(root: Path, path: str) -> tuple[str, str, str]:
-    if not (root / path).is_file():
-        return ("missing", path, megabytes(*size_of(path)))
-    copy = verify(root / path, copies_of(path))
-    if copy is None:
-        return ("corrupt", path, "its size or hash matches no registered copy; `imgrec data fetch` replaces it")
-    if copy.hash is None:
-        return ("ok", path, "no published hash to check it against")
+    if (copy := verify(root / path, copies_of(path))) is None:
+        return (("corrupt", path, "its size or hash matches no registered copy; `imgrec data fetch` replaces it")
+                if (root / path).is_file() else ("missing", path, megabytes(*size_of(path))))
     whose = "the repository's copy" if copy.committed else "the public file" if copy.url else "a registered mirror copy"
-    return ("ok", path, f"{copy.hash.split(':')[0]} matches {whose}")
+    return ("ok", path, f"{copy.hash.split(':')[0]} matches {whose}" if copy.hash else
+            "no published hash to check it against")
 
 
-def _extra_files(root: Path, name: str) -> list[tuple[str, str, str]]:
-    """Files in a photo set's folder that the registry does not list (a lesson would read them too)."""
+def _extra_files(root: Path, name: str) -> list[tuple[str, str, str]]:  # unregistered: a lesson would read them too
     folder, known = root / "images" / name, {root / p for p in set_files(name)}
     return [("extra", str(p.relative_to(root)), "not in the registry; a lesson would read it: move it out")
             for p in sorted(folder.rglob("*"))  # nothing for a folder that is not there
@@ -441,15 +401,12 @@ def check(lessons: Sequence[str], home: str | os.PathLike | None = None) -> list
     root = check_data_home(home)
     rows: list[tuple[str, str, str]] = []
     for need in needs(lessons):
+        found = [_check_file(root, p) for p in _files(need)]
         if isinstance(need, str):
-            found = [_check_file(root, p) for p in set_files(need)]
             if all(status == "missing" for status, _, _ in found):
                 found = [("missing", f"images/{need}/", describe(need).split(" ", 1)[1].strip("()"))]
             rows += found + _extra_files(root, need)
-            continue
-        found = [_check_file(root, p) for p in need]
-        usable = next((row for row in found if row[0] == "ok"), None)
-        if usable:  # the first alternative there is the one the lesson uses
+        elif usable := next((row for row in found if row[0] == "ok"), None):  # the first one there is the one used
             note = "" if usable[1] == need[0] else f"; used instead of {Path(need[0]).name}, which is not here"
             rows.append((usable[0], usable[1], usable[2] + note))
         else:
@@ -464,17 +421,13 @@ def provenance(lessons: Sequence[str], home: str | os.PathLike | None = None) ->
     root = data_home(home)
     out: dict[str, str] = {}
     for need in needs(lessons):
-        kinds: dict[str, int] = {}
-        for path in set_files(need) if isinstance(need, str) else need:
-            copy = verify(root / path, copies_of(path)) if (root / path).is_file() else None
-            if copy is None:
-                continue
-            kind = ("in the repository" if copy.committed else "unverifiable (no published hash)" if copy.hash is None
-                    else "public originals" if copy.url else "mirror copies")
-            kinds[kind] = kinds.get(kind, 0) + 1
-            if isinstance(need, tuple):
-                out[path] = kind.replace("originals", "original").replace("copies", "copy")
-                break
+        found = ((path, copy) for path in _files(need)
+                 if (copy := verify(root / path, copies_of(path))))  # lazily: a tuple's first file there is enough
+        kinds = ((path, "in the repository" if copy.committed else "unverifiable (no published hash)" if copy.hash
+                  is None else "public originals" if copy.url else "mirror copies") for path, copy in found)
         if isinstance(need, str):
-            out[f"images/{need}"] = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) or "missing"
+            counts = collections.Counter(kind for _, kind in kinds)
+            out[f"images/{need}"] = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "missing"
+        elif first := next(kinds, None):
+            out[first[0]] = first[1].replace("originals", "original").replace("copies", "copy")
     return out
