@@ -1,14 +1,11 @@
-"""CIFAR-10 and photos as NumPy arrays (lessons 01-07, ``imgrec predict`` / ``evaluate``).
-
-CIFAR-10 comes from the data home (:mod:`imgrec_helpers.sources`), extracted once into a cache folder named by
-the archive's content; photos of any mode or format (HEIC too) become RGB uint8 arrays.
-"""
+"""CIFAR-10 and photos as NumPy arrays (lessons 01-07, ``imgrec predict`` / ``evaluate``): CIFAR-10 from the data
+home (:mod:`imgrec_helpers.sources`), extracted once into a cache folder named by the archive's content; photos of any
+mode or format (HEIC too) as RGB uint8 arrays."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import lzma
-import numbers
 import os
 import pickle
 import re
@@ -39,16 +36,14 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".
                     ".heic", ".heif", ".ppm", ".pgm", ".pbm", ".pnm")
 """The endings (any case) of the image files a folder loader lists: the formats :func:`load_image` reads."""
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1", b"heif"}
-_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-            8: Image.Transpose.ROTATE_90}
+_UPRIGHT = {orientation: Image.Transpose[name] for orientation, name in enumerate((
+    "FLIP_LEFT_RIGHT", "ROTATE_180", "FLIP_TOP_BOTTOM", "TRANSPOSE", "ROTATE_270", "TRANSVERSE", "ROTATE_90"), start=2)}
 """EXIF orientation -> the turn that makes the pixels upright, as ``PIL.ImageOps.exif_transpose`` turns them."""
 MAX_IMAGE_SIZE = 16384
 
 
 class _BatchUnpickler(pickle.Unpickler):
     """Unpickles CIFAR batches, allowing only the NumPy types they contain (no arbitrary code)."""
-
     def find_class(self, module: str, name: str):
         if (module.replace("numpy._core", "numpy.core"), name) in {
                 ("numpy.core.multiarray", "_reconstruct"), ("numpy", "ndarray"), ("numpy", "dtype")}:
@@ -59,12 +54,9 @@ class _BatchUnpickler(pickle.Unpickler):
 def _read_batch(path: Path, where: str | None = None, fix: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 batch as (N, 32, 32, 3) uint8 images and (N,) uint8 labels; anything but uint8 ``data`` (N, 3072),
     N >= 1, and N labels 0-9 is one line naming the batch (``where``) and what to do (``fix``)."""
-    where = where or str(path)
-    fix = fix or (f"delete the folder {path.parent} and run again to re-extract it from the archive, "
-                  f"or replace it with the official {CIFAR10_FOLDER}/")
-
     def fail(problem: str) -> DataError:
-        return DataError(f"{where}: {problem}; {fix}")
+        return DataError(f"{where or path}: {problem}; " + (fix or f"delete the folder {path.parent} and run again to "
+                         f"re-extract it from the archive, or replace it with the official {CIFAR10_FOLDER}/"))
 
     if not path.is_file():
         raise fail("CIFAR-10 batch is missing")
@@ -104,8 +96,8 @@ def _read_batch(path: Path, where: str | None = None, fix: str | None = None) ->
 
 
 def _extract_archive(archive: Path, target: Path) -> Path:
-    """The batches of ``archive`` (any compression) into ``target`` in one streaming pass, atomically, each checked.
-    A damaged archive and a cache that cannot be written (full, read-only, a file in the way) are told apart."""
+    """The batches of ``archive`` (any compression) into ``target`` in one streaming pass, atomically, each checked;
+    a damaged archive and a cache that cannot be written (full, read-only, a file in the way) are told apart."""
     def write_failed(detail: str) -> DataError:
         return DataError(f"CIFAR-10 cannot be extracted into the cache: {detail}; or set IMGREC_CACHE_DIR to a "
                          f"writable folder with 200 MB free (the archive {archive.name} itself is fine)")
@@ -170,13 +162,12 @@ def cifar10_folder(home: str | os.PathLike | None = None, *, download: bool = Tr
                 _extract_archive(archive, target)
                 # earlier versions named extractions by the archive's path and time: 176 MB each, never read again
                 with contextlib.suppress(OSError):
-                    for entry in os.scandir(cache):
-                        if re.fullmatch(rf"{CIFAR10_FOLDER}-[0-9a-f]{{12}}", entry.name) and entry.is_dir(
-                                follow_symlinks=False):
-                            shutil.rmtree(entry.path, ignore_errors=True)
-    with contextlib.suppress(FileSystemError):  # a read-only cache with the folder in it: the next load hashes again
-        with atomic_path(pointer) as tmp:
-            tmp.write_text(target.name)
+                    for old in cache.glob(f"{CIFAR10_FOLDER}-{'[0-9a-f]' * 12}"):
+                        if old.is_dir() and not old.is_symlink():
+                            shutil.rmtree(old, ignore_errors=True)
+    # a read-only cache with the folder in it: no pointer, the next load hashes again
+    with contextlib.suppress(FileSystemError), atomic_path(pointer) as tmp:
+        tmp.write_text(target.name)
     return target
 
 
@@ -199,29 +190,23 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation of uint8 images on the [0, 1] scale (lesson 01), in chunks of
     float64 so that the training images need no 600 MB copy."""
     pixels = np.asarray(images).reshape(-1, 3)
-    total, total_sq = np.zeros(3), np.zeros(3)
-    for start in range(0, len(pixels), 5_000_000):
-        chunk = pixels[start:start + 5_000_000] / 255.0
-        total += chunk.sum(axis=0)
-        total_sq += (chunk ** 2).sum(axis=0)
-    mean = total / len(pixels)
-    return mean, np.sqrt(total_sq / len(pixels) - mean ** 2)
+    chunks = (pixels[start:start + 5_000_000] / 255.0 for start in range(0, len(pixels), 5_000_000))
+    mean, mean_sq = np.sum([(chunk.sum(axis=0), (chunk ** 2).sum(axis=0)) for chunk in chunks], axis=0) / len(pixels)
+    return mean, np.sqrt(mean_sq - mean ** 2)
 
 
 def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
     """Indices of a class-balanced random subset of ``size`` items, the same for the same seed; all for None
     (lessons 02, 04, 05). A size that is not a whole number from 1 to ``len(labels)`` is one line."""
     labels = np.asarray(labels).reshape(-1)
-    whole = isinstance(size, numbers.Integral) and not isinstance(size, bool)
+    whole = isinstance(size, (int, np.integer)) and not isinstance(size, bool)
     if size is not None and not (whole and 1 <= size <= len(labels)):
         raise DataError(f"{f'{size:,}' if whole else repr(size)} images asked for, but there are {len(labels):,}: "
                         f"use a whole number from 1 to {len(labels):,}, or None for all of them")
     if size is None or size == len(labels):
         return np.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    classes = np.unique(labels)
-    quota = np.full(len(classes), size // len(classes))
-    quota[: size % len(classes)] += 1
+    rng, classes = np.random.default_rng(seed), np.unique(labels)
+    quota = [size // len(classes) + (i < size % len(classes)) for i in range(len(classes))]  # the rest to the first
     return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:q] for c, q in zip(classes, quota)]))
 
 
@@ -236,11 +221,8 @@ def image_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
     if size is None:
         return None
     pair = (size, size) if isinstance(size, (int, np.integer)) else size
-    try:
-        ok = len(pair) == 2 and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair)
-    except TypeError:
-        ok = False
-    if not ok or not all(1 <= v <= MAX_IMAGE_SIZE for v in pair):
+    if not (hasattr(pair, "__len__") and len(pair) == 2 and all(
+            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and 1 <= v <= MAX_IMAGE_SIZE for v in pair)):
         raise ImageError(f"image size must be a whole number of pixels from 1 to {MAX_IMAGE_SIZE}, or a "
                          f"(width, height) pair of them, got {size!r}; e.g. load_image(path, 224)")
     return int(pair[0]), int(pair[1])
@@ -259,25 +241,22 @@ def center_box(width: int, height: int, target: tuple[int, int]) -> tuple[int, i
 
 def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = None, *,
                crop: bool = True) -> np.ndarray:
-    """Any photo as an RGB uint8 array (H, W, 3), optionally resized to ``size`` (lessons 02-04, ``imgrec predict``).
-
-    Every mode (grey, palette, RGBA composited on white, CMYK, 16-bit), EXIF rotation (damaged EXIF: as stored),
-    big JPEGs decoded at reduced scale; ``crop`` keeps the central box with the target's proportions."""
+    """Any photo as an RGB uint8 array (H, W, 3), optionally resized to ``size`` (lessons 02-04, ``imgrec predict``):
+    every mode (grey, palette, RGBA composited on white, CMYK, 16-bit), EXIF rotation (damaged EXIF: as stored), big
+    JPEGs decoded at reduced scale; ``crop`` keeps the central box with the target's proportions."""
     target = image_size(size)
     path = check_image_file(path)
     try:
-        with warnings.catch_warnings():  # damaged metadata, 89-179 million pixels: an image or an error, no noise
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            warnings.simplefilter("ignore", UserWarning)
+        with warnings.catch_warnings(action="ignore", category=UserWarning):  # damaged metadata: no noise, an image
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # 89-179 million pixels: image or error
             with _open_image(path) as img:
                 if target is not None and img.format == "JPEG":
                     img.draft("RGB", (target[0] * 2, target[1] * 2))
                 try:
-                    orientation = img.getexif().get(0x0112)
+                    method = _UPRIGHT.get(img.getexif().get(0x0112))  # as ImageOps.exif_transpose looks it up
                 except Exception:  # damaged EXIF raises anything (struct.error, TypeError, ...)
-                    orientation = None
+                    method = None
                 img.load()  # then turned without rewriting the EXIF block, which fails when it is damaged
-                method = _UPRIGHT.get(orientation) if isinstance(orientation, int) else None
                 rgb = _to_rgb(img.transpose(method) if method is not None else img)
     except Image.DecompressionBombError as exc:  # a valid image, only too big to decode safely
         pixels = re.search(r"\((\d+) pixels\)", str(exc))
@@ -328,10 +307,7 @@ def _to_rgb(img: Image.Image) -> Image.Image:
         top = 65535.0 if arr.max(initial=0) > 255 else 255.0
         img = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), mode="L")
     if img.mode in ("RGBA", "LA", "PA", "P"):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGB", img.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
+        return Image.alpha_composite(Image.new("RGBA", img.size, "white"), img.convert("RGBA")).convert("RGB")
     return img.convert("RGB")
 
 
@@ -348,9 +324,8 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
     skipped; ``recursive`` as Keras reads a class folder, links to folders not followed (lessons 03, 04)."""
     folder = check_folder(folder)
 
-    def refuse(exc: OSError) -> None:
+    def refuse(exc: OSError) -> None:  # os.walk's default is to skip a folder it cannot list
         raise exc
-
     found: list[Path] = []
     try:
         for top, dirs, files in os.walk(folder, onerror=refuse) if recursive else [(folder, [], os.listdir(folder))]:
@@ -364,7 +339,6 @@ def list_images(folder: str | os.PathLike, recursive: bool = False) -> list[Path
 
 class ImageFolder(NamedTuple):
     """The images of a class-named folder tree (:func:`load_image_folder`, lesson 04A)."""
-
     images: np.ndarray           # (N, size, size, 3) uint8
     labels: np.ndarray           # (N,) int, index into class_names
     class_names: list[str]       # sorted sub-folder names
