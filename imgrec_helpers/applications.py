@@ -52,7 +52,6 @@ class Application:
         # Imported here: importing keras starts TensorFlow (7-9 s on a 2-core AMD EPYC, 2026-12-05) and its C++ log
         # unless quiet.start_tensorflow ran first; imgrec predict --list and imgrec data never need it.
         import keras
-
         return getattr(keras.applications, self.module)
 
     def model_builder(self) -> Callable[..., Any]:

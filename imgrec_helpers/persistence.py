@@ -205,7 +205,6 @@ def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
     """A ``.keras`` model saved by this course, or one :class:`ModelError` line (``imgrec predict``, the tests)."""
     path = check_model_file(path)
     import keras  # here, not at the top: importing Keras takes about 10 s
-
     try:
         with warnings.catch_warnings():
             if not compile:  # Keras still reads the optimizer state and warns when it does not fit
@@ -233,7 +232,6 @@ def save_tflite_info(path: str | os.PathLike, class_names: list[str] | None = No
     # imported here, not at the top: the LiteRT schema takes 0.4 s to import, which every other helper would pay
     from ai_edge_litert import schema_py_generated as schema
     import flatbuffers
-
     path = check_tflite_file(path)
     model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
     shape = [int(d) for d in model.subgraphs[0].tensors[model.subgraphs[0].inputs[0]].shape[1:]]
@@ -263,7 +261,6 @@ def check_tflite_file(path: str | os.PathLike) -> Path:
 
 def _tflite_model(path: Path) -> Any:
     from ai_edge_litert import schema_py_generated as schema  # 0.4 s to import, see save_tflite_info
-
     fix = "export it again (lesson 07) or copy the whole file"
     try:
         raw = path.read_bytes()
