@@ -1,10 +1,6 @@
-"""Keras Applications: which pretrained model a lesson can run on, why, and where its ImageNet weights are.
-
-The lessons build their models themselves (``keras.applications.VGG16(weights="imagenet")``). This module
-tells them whether those weights can be had here (Keras' cache, the data home, a mirror, the internet) and,
-when not, which stand-in runs and why, in one sentence (:func:`choose`; lessons 03, 04, 06, 07). The
-commands build models through :func:`load_application`, with one-line errors (``imgrec predict``, ``bench``).
-"""
+"""Keras Applications: which pretrained model a lesson runs on and why (:func:`choose`; lessons 03, 04, 06, 07), where
+its ImageNet weights are (Keras' cache, the data home, a mirror, the internet), and :func:`load_application` with
+one-line errors (``imgrec predict``, ``bench``). The lessons build their models themselves."""
 from __future__ import annotations
 
 import os
@@ -22,17 +18,13 @@ from .errors import DataError, ModelError, WeightsError
 
 KERAS_WEIGHTS_HOST = "https://storage.googleapis.com/tensorflow/keras-applications/"
 CLASS_INDEX_HOST = "https://storage.googleapis.com/download.tensorflow.org/"
-CLASS_INDEX_FILE = "imagenet_class_index.json"
-"""The file ``decode_predictions`` reads the 1,000 ImageNet labels from (in the Keras cache)."""
-
-_POOL = "global_average_pooling2d"  # the MobileNets' pooling layer in a fresh Keras session
+CLASS_INDEX_FILE = "imagenet_class_index.json"  # decode_predictions reads the 1,000 labels from it (in the Keras cache)
 
 
 @dataclass(frozen=True)
 class Application:
-    """One Keras Applications model: constructor and module names, input sizes with ImageNet weights, the weight
-    file names Keras caches (``{size}`` for the input size) with their sizes in MB, the constructor arguments
-    that pick the variant (``kwargs``) and the layer a feature extractor ends at."""
+    """One Keras Applications model (lessons 03, 04, ``imgrec predict``): names, input sizes with ImageNet weights,
+    the files Keras caches (``{size}``: input size) and their MB, the variant's ``kwargs``, the feature layer."""
 
     name: str
     display: str
@@ -45,7 +37,7 @@ class Application:
     top_mb: float
     notop_mb: float
     kwargs: dict[str, Any] = field(default_factory=dict)
-    feature_layer: str = _POOL
+    feature_layer: str = "global_average_pooling2d"  # the MobileNets' pooling layer in a fresh Keras session
 
     def weight_file(self, include_top: bool, size: int | None = None) -> str:
         """The file name Keras looks for in its cache for these settings."""
@@ -57,11 +49,9 @@ class Application:
 
     def keras_module(self) -> ModuleType:
         """The ``keras.applications`` module with ``preprocess_input`` and ``decode_predictions``."""
-        # Imported here, not at the top: importing keras starts TensorFlow (7-9 s on a 2-core AMD EPYC,
-        # 2026-12-05) and its C++ log unless quiet.start_tensorflow ran first; the commands that only read
-        # this registry (imgrec predict --list, imgrec data) never need it.
+        # Imported here: importing keras starts TensorFlow (7-9 s on a 2-core AMD EPYC, 2026-12-05) and its C++ log
+        # unless quiet.start_tensorflow ran first; imgrec predict --list and imgrec data never need it.
         import keras
-
         return getattr(keras.applications, self.module)
 
     def model_builder(self) -> Callable[..., Any]:
@@ -69,34 +59,25 @@ class Application:
         return getattr(self.keras_module(), self.constructor)
 
 
-def _mobilenets() -> list[Application]:
-    v1 = "mobilenet_{}_{{size}}_tf{}.h5"
-    v2 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{}_{{size}}{}.h5"
-    return [
-        Application("mobilenet-1.0", "MobileNet (alpha 1.0)", "MobileNet", "mobilenet", 224, (128, 160, 192, 224),
-                    v1.format("1_0", ""), v1.format("1_0", "_no_top"), 16.4, 16.2, {"alpha": 1.0}),
-        Application("mobilenet-0.25", "MobileNet (alpha 0.25)", "MobileNet", "mobilenet", 224, (128, 160, 192, 224),
-                    v1.format("2_5", ""), v1.format("2_5", "_no_top"), 2.0, 1.0, {"alpha": 0.25}),
-        Application("mobilenetv2-1.0", "MobileNetV2 (alpha 1.0)", "MobileNetV2", "mobilenet_v2", 224,
-                    (96, 128, 160, 192, 224), v2.format("1.0", ""), v2.format("1.0", "_no_top"), 14, 9, {"alpha": 1.0}),
-        Application("mobilenetv2-0.35", "MobileNetV2 (alpha 0.35)", "MobileNetV2", "mobilenet_v2", 224,
-                    (96, 128, 160, 192, 224), v2.format("0.35", ""), v2.format("0.35", "_no_top"), 6.4, 2.0,
-                    {"alpha": 0.35}),
-    ]
-
-
-def _classics() -> list[Application]:
-    files = "{}_weights_tf_dim_ordering_tf_kernels{}.h5"
-    return [Application(module.replace("_", ""), display, display, module, size, (size,), files.format(module, ""),
-                        files.format(module, "_notop"), top_mb, notop_mb, feature_layer=layer)
+def _registry() -> dict[str, Application]:
+    classic = "{}_weights_tf_dim_ordering_tf_kernels{}.h5"
+    apps = [Application(module.replace("_", ""), display, display, module, size, (size,), classic.format(module, ""),
+                        classic.format(module, "_notop"), top_mb, notop_mb, feature_layer=layer)
             for display, module, size, top_mb, notop_mb, layer in (
-                ("VGG16", "vgg16", 224, 528, 56, "fc2"),
-                ("ResNet50", "resnet50", 224, 98, 90, "avg_pool"),
+                ("VGG16", "vgg16", 224, 528, 56, "fc2"), ("ResNet50", "resnet50", 224, 98, 90, "avg_pool"),
                 ("InceptionV3", "inception_v3", 299, 92, 84, "avg_pool"))]
+    for constructor, module, files, sizes, variants in (
+            ("MobileNet", "mobilenet", "mobilenet_{}_{{size}}_tf{}.h5", (128, 160, 192, 224),
+             ((1.0, "1_0", 16.4, 16.2), (0.25, "2_5", 2.0, 1.0))),
+            ("MobileNetV2", "mobilenet_v2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{}_{{size}}{}.h5",
+             (96, 128, 160, 192, 224), ((1.0, "1.0", 14, 9), (0.35, "0.35", 6.4, 2.0)))):
+        apps += [Application(f"{constructor.lower()}-{alpha}", f"{constructor} (alpha {alpha})", constructor, module,
+                             224, sizes, files.format(tag, ""), files.format(tag, "_no_top"), top_mb, notop_mb,
+                             {"alpha": alpha}) for alpha, tag, top_mb, notop_mb in variants]
+    return {app.name: app for app in apps}
 
 
-APPLICATIONS: dict[str, Application] = {app.name: app for app in _classics() + _mobilenets()}
-"""The Keras Applications the course knows, by name (lower case, dashes): lessons 03, 04, ``imgrec predict``."""
+APPLICATIONS: dict[str, Application] = _registry()  # by name (lower case, dashes): lessons 03, 04, imgrec predict
 
 
 def application(name: str) -> Application:
@@ -120,14 +101,8 @@ def input_size(name: str) -> int:
     return application(name).size
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# The Keras cache and the data home's weight files
-# ---------------------------------------------------------------------------------------------------------------
-
-
 def keras_cache_dir() -> Path:
-    """Where ``keras.utils.get_file`` keeps downloaded weights: ``$KERAS_HOME/models`` (default ``~/.keras``;
-    ``/tmp/.keras`` when that base is not writable), chosen by the same rule as Keras'."""
+    """Where ``keras.utils.get_file`` keeps weights (lesson 03): ``$KERAS_HOME/models``, by Keras' own rule."""
     home = os.path.expanduser("~")
     base = os.path.expanduser(os.environ.get("KERAS_HOME")
                               or os.path.join(home if os.access(home, os.W_OK) else "/tmp", ".keras"))
@@ -135,9 +110,8 @@ def keras_cache_dir() -> Path:
 
 
 def prepare_keras_cache(data_home: str | os.PathLike | None = None) -> list[Path]:
-    """Link each file of ``<data home>/keras/models/`` into the Keras cache (a copy where links fail) unless the
-    cache has a file of that name; returns the cache paths that point at the data home's files. The data home is
-    only read (every lesson with pretrained models, ``imgrec predict``, ``imgrec bench``)."""
+    """Link (else copy) each file of ``<data home>/keras/models/`` the Keras cache lacks into it, for lessons 03-07,
+    ``imgrec predict`` and ``bench``; the cache paths that point at the data home's files (which it only reads)."""
     source = sources.data_home(data_home) / "keras" / "models"
     if not source.is_dir():
         return []
@@ -148,23 +122,21 @@ def prepare_keras_cache(data_home: str | os.PathLike | None = None) -> list[Path
         target = cache / src.name
         if target.is_symlink() and not target.exists():  # a dangling link from an old data home
             target.unlink()
-        if target.exists():
-            if target.is_symlink() and target.resolve() == src.resolve():
-                linked.append(target)
+        if not target.exists():
+            try:
+                target.symlink_to(src.resolve())
+            except OSError:
+                tmp = target.with_name(f".{target.name}.partial")
+                shutil.copyfile(src, tmp)
+                os.replace(tmp, target)
+        elif not (target.is_symlink() and target.resolve() == src.resolve()):
             continue
-        try:
-            target.symlink_to(src.resolve())
-        except OSError:
-            tmp = target.with_name(f".{target.name}.partial")
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, target)
         linked.append(target)
     return linked
 
 
 def fetch_weights(file_name: str, data_home: str | os.PathLike | None = None) -> Path | None:
-    """A registered weights file (or the class index) fetched into the data home, hash-checked, and linked into
-    the Keras cache; its cache path, or None when it is not registered or cannot be had."""
+    """A registered weights file's Keras cache path, fetched into the data home if need be (:func:`choose`), or None."""
     path = f"keras/models/{file_name}"
     if path not in sources.registry():
         return None
@@ -202,10 +174,8 @@ def missing_weights_error(file_name: str, reason: str) -> WeightsError:
 
 
 def cached_weights(name: str, include_top: bool = True, size: int | None = None) -> Path | None:
-    """The Keras cache's file with ``name``'s ImageNet weights for these settings, if any. Without the top the
-    convolution weights fit any input size, so another size's file of the same model serves too."""
-    app = application(name)
-    cache = keras_cache_dir()
+    """The Keras cache's file with ``name``'s ImageNet weights (:func:`choose`); without the top, any size's serves."""
+    app, cache = application(name), keras_cache_dir()
     names = [app.weight_file(include_top, size)]
     if not include_top and "{size}" in app.notop_file:
         names += [app.notop_file.format(size=other) for other in app.sizes]
@@ -218,21 +188,14 @@ def weights_available(name: str, include_top: bool = True, size: int | None = No
 
 def weights_status(name: str, include_top: bool = True, size: int | None = None) -> str:
     """``"cached"`` or ``"not cached (downloads ~528 MB on first use)"`` (lesson 03, ``imgrec predict --list``)."""
-    if cached_weights(name, include_top, size) is not None:
-        return "cached"
-    return f"not cached (downloads ~{application(name).download_mb(include_top):g} MB on first use)"
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Choosing the model a lesson runs on
-# ---------------------------------------------------------------------------------------------------------------
+    return ("cached" if weights_available(name, include_top, size)
+            else f"not cached (downloads ~{application(name).download_mb(include_top):g} MB on first use)")
 
 
 @dataclass(frozen=True)
 class Choice:
-    """The model a lesson runs on (:func:`choose`): its registry ``name`` and ``display`` name, the ``weights``
-    argument for its Keras constructor (``"imagenet"``, the path of a cached file made for another input size,
-    or None for random weights), the input ``size``, and ``reason``, one sentence saying why."""
+    """The model a lesson runs on (:func:`choose`): ``weights`` for its Keras constructor (``"imagenet"``, a cached
+    file's path, or None: random), the input ``size``, and ``reason``, one sentence saying why."""
 
     name: str
     requested: str
@@ -260,64 +223,50 @@ def _check_size(app: Application, include_top: bool, size: int) -> None:
 
 
 def _find(app: Application, include_top: bool, size: int,
-          data_home: str | os.PathLike | None) -> tuple[Path | None, str]:
-    """``app``'s cached weights file for these settings, fetched through the registry if need be, and a note
-    saying it was fetched just now (empty otherwise)."""
-    cached = cached_weights(app.name, include_top, size)
-    if cached is not None:
-        return cached, ""
+          data_home: str | os.PathLike | None) -> tuple[Path | None, str | None, str, str]:
+    """``app``'s cached weights file (fetched if need be), the ``weights`` argument for it, why, and whether fetched."""
+    cached, fetched = cached_weights(app.name, include_top, size), ""
     for file_name in dict.fromkeys([app.weight_file(include_top, size), app.weight_file(include_top, app.size)]):
-        if fetch_weights(file_name, data_home) is None:
-            continue
-        return cached_weights(app.name, include_top, size), (
-            f" They were fetched just now from {sources.mirror() or 'their public address'} into the data home, "
-            "checked against the registered hash, and linked into that cache.")
-    return None, ""
-
-
-def _weights_argument(app: Application, cached: Path, include_top: bool, size: int) -> tuple[str, str]:
-    """``("imagenet", "")`` when the cached file is the one Keras looks for, else its path and why that works."""
-    if cached.name == app.weight_file(include_top, size):
-        return "imagenet", ""
-    return str(cached), (f" {cached.name} is for another input size; without the top the convolution weights fit "
-                         f"any size, so its path is passed as weights=... for {size} x {size} px.")
+        if cached is None and fetch_weights(file_name, data_home) is not None:
+            cached, fetched = cached_weights(app.name, include_top, size), (
+                f" They were fetched just now from {sources.mirror() or 'their public address'} into the data home, "
+                "checked against the registered hash, and linked into that cache.")
+    if cached is None or cached.name == app.weight_file(include_top, size):
+        return cached, "imagenet", "", fetched
+    return cached, str(cached), (f" {cached.name} is for another input size; without the top the convolution "
+                                 f"weights fit any size, so its path is passed as weights=... for {size} x {size} px."
+                                 ), fetched
 
 
 def choose(name: str, fallback: str | None = None, *, include_top: bool = True, size: int | None = None,
            or_random: bool = False, data_home: str | os.PathLike | None = None) -> Choice:
-    """Which model a lesson runs on, and why (lessons 03, 04, 06, 07): ``name`` when its ImageNet weights are in
-    the Keras cache, can be fetched into the data home, or Keras can download them; else ``fallback`` when its
-    weights can be had; else, with ``or_random``, ``name`` with random weights; else a one-line
-    :class:`WeightsError`. With ``include_top`` the ImageNet labels file must be available too."""
+    """Which model a lesson runs on, and why (lessons 03, 04, 06, 07): ``name`` if its ImageNet weights can be had,
+    else ``fallback`` if its can, else with ``or_random`` random weights, else a one-line :class:`WeightsError`."""
     app = application(name)
     size = int(size) if size else app.size
     _check_size(app, include_top, size)
-    cached, fetched = _find(app, include_top, size, data_home)
-    file_name = app.weight_file(include_top, size)
+    cached, weights, note, fetched = _find(app, include_top, size, data_home)
+    file_name, mb = app.weight_file(include_top, size), app.download_mb(include_top)
     if cached is not None:
-        weights, note = _weights_argument(app, cached, include_top, size)
-        where = f"{app.display}'s ImageNet weights ({cached.name}) are in the Keras cache {keras_cache_dir()}"
         choice = Choice(app.name, app.name, app.display, weights, size, app.feature_layer,
-                        where + (', so weights="imagenet" reads them from there.' if not note else ".")
-                        + note + fetched)
+                        f"{app.display}'s ImageNet weights ({cached.name}) are in the Keras cache {keras_cache_dir()}"
+                        + (', so weights="imagenet" reads them from there.' if not note else ".") + note + fetched)
     elif not sources.mirror() and can_reach(KERAS_WEIGHTS_HOST):
         choice = Choice(app.name, app.name, app.display, "imagenet", size, app.feature_layer,
                         f"{app.display}'s ImageNet weights are not in the Keras cache {keras_cache_dir()} yet: Keras "
-                        f"downloads {file_name} (about {app.download_mb(include_top):g} MB) on first use and keeps "
-                        "it there.")
+                        f"downloads {file_name} (about {mb:g} MB) on first use and keeps it there.")
     elif fallback is not None:
         stand_in = application(fallback)
         fb_size = size if not include_top else stand_in.size
         _check_size(stand_in, include_top, fb_size)
-        found, _ = _find(stand_in, include_top, fb_size, data_home)
+        found, weights, note, _ = _find(stand_in, include_top, fb_size, data_home)
         if found is None:
             raise WeightsError(
                 f"neither {app.display}'s nor {stand_in.display}'s ImageNet weights are in the Keras cache "
-                f"{keras_cache_dir()}, and {_no_source()}: {file_name} (about {app.download_mb(include_top):g} MB) "
+                f"{keras_cache_dir()}, and {_no_source()}: {file_name} (about {mb:g} MB) "
                 f"or {stand_in.weight_file(include_top, fb_size)} (about {stand_in.download_mb(include_top):g} MB); "
                 f"run `{sources.FETCH_COMMAND}` where the internet (or a data mirror, {sources.MIRROR_ENV}) can be "
                 "reached")
-        weights, note = _weights_argument(stand_in, found, include_top, fb_size)
         choice = Choice(stand_in.name, app.name, stand_in.display, weights, fb_size, stand_in.feature_layer,
                         f"{app.display}'s ImageNet weights ({file_name}) are not in the Keras cache and "
                         f"{_no_source()}, so this lesson runs on {stand_in.display} instead, whose real ImageNet "
@@ -340,11 +289,8 @@ def choose(name: str, fallback: str | None = None, *, include_top: bool = True, 
 def load_application(name: str, *, include_top: bool = True, weights: str | os.PathLike | None = "imagenet",
                      input_shape: tuple[int, int, int] | None = None, pooling: str | None = None,
                      classes: int = 1000, data_home: str | os.PathLike | None = None) -> Any:
-    """A Keras Applications model with one-line errors, for ``imgrec predict``, ``imgrec bench`` and the tests.
-
-    ``weights``: ``"imagenet"`` (cached, linked from the data home, or downloaded), None (random), or the path of
-    a weights file for exactly this architecture. Without the top and ``input_shape`` the default size is used.
-    """
+    """A Keras Applications model with one-line errors (``imgrec predict``, ``bench``); ``weights``: ``"imagenet"``,
+    None (random) or a weights file's path. Without the top and ``input_shape`` the default size is used."""
     app = application(name)
     if input_shape is None and not include_top:
         input_shape = (app.size, app.size, 3)  # Keras would leave it open (None, None, 3)

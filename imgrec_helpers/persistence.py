@@ -1,9 +1,6 @@
-"""Saving and loading without half-written files; ``.keras`` and ``.tflite`` models that carry their class names.
-
-Everything the course writes goes through :func:`atomic_path` or :func:`atomic_dir`: written under a temporary name
-beside its target with the mode a plain ``open``/``mkdir`` would give (umask respected), renamed into place only when
-complete. Lessons 02 and 04 save ``.keras`` files, lesson 07 ``.tflite`` files, lessons 03 and 04 features.
-"""
+"""Saving and loading without half-written files (:func:`atomic_path`, :func:`atomic_dir`: written beside the target
+with the mode a plain ``open``/``mkdir`` gives, renamed into place when complete); ``.keras`` (lessons 02, 04) and
+``.tflite`` (lesson 07) models that carry their class names; features (lessons 03, 04)."""
 from __future__ import annotations
 
 import contextlib
@@ -21,22 +18,14 @@ import numpy as np
 
 from .errors import ImgrecError, ModelError, describe_os_error, os_error
 
-MODEL_INFO_ENTRY = "imgrec.json"
-"""The entry in a ``.keras`` zip (the metadata in a ``.tflite`` file) with class names and input scaling."""
-INPUT_SCALES = ("0-1", "0-255")
-"""Pixels as floats in [0, 1] (lesson 02's CNN) or raw 0-255 RGB (models with their preprocessing inside)."""
-TFLITE_IDENTIFIER = b"TFL3"
-"""The file identifier every LiteRT (``.tflite``) flatbuffer carries at bytes 4-8."""
-_SAVE_MODEL = "save the model again with imgrec_helpers.persistence.save_model"
-_SAVE_TFLITE = "store it again with imgrec_helpers.persistence.save_tflite_info"
+MODEL_INFO_ENTRY = "imgrec.json"  # the .keras zip entry (.tflite metadata) with class names and input scaling
+INPUT_SCALES = ("0-1", "0-255")  # floats in [0, 1] (lesson 02's CNN) or raw RGB (models with preprocessing inside)
+TFLITE_IDENTIFIER = b"TFL3"  # the file identifier of every LiteRT (.tflite) flatbuffer, at bytes 4-8
 
 
 def file_mode(base: int = 0o666) -> int:
-    """``base & ~umask``: the mode a plain ``open(path, "w")`` gives a new file (``base=0o777``: ``mkdir``'s).
-
-    The umask is read from ``/proc/self/status`` where there is one: setting and restoring it is not thread-safe.
-    """
-    try:
+    """``base & ~umask``: the mode ``open(path, "w")`` (``0o777``: ``mkdir``) gives, for :func:`atomic_path`."""
+    try:  # from /proc where there is one: setting and restoring the umask is not thread-safe
         with open("/proc/self/status") as fh:
             umask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
     except (OSError, ValueError, IndexError, StopIteration):
@@ -54,11 +43,8 @@ def _make_parent(target: Path) -> None:
 
 @contextlib.contextmanager
 def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``target``; rename it onto ``target`` when the block succeeds, else remove it.
-
-    It keeps ``target``'s extension (or ``suffix``): Keras' ``model.save`` chooses the format from it. An
-    :class:`OSError` while writing (disk full, read-only, ...) becomes one :class:`FileSystemError` line.
-    """
+    """A temporary path beside ``target`` with its extension (or ``suffix``), renamed onto it if the block succeeds
+    (every writer, lessons 02, 04); an :class:`OSError` becomes one :class:`FileSystemError` line."""
     target = Path(target)
     _make_parent(target)
     ext = suffix if suffix is not None else "".join(target.suffixes[-1:])
@@ -69,15 +55,14 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
         raise os_error(exc, target, "write") from None
     tmp_path = Path(tmp)
     try:
-        try:
-            yield tmp_path
-            if tmp_path.exists():  # some writers replace the file; it then has open()'s mode already
-                os.chmod(tmp_path, file_mode())
-            os.replace(tmp_path, target)
-        except OSError as exc:
-            if exc.filename in (None, str(tmp_path), tmp_path, str(target), target):
-                raise os_error(exc, target, "write") from None
-            raise os_error(exc) from None
+        yield tmp_path
+        if tmp_path.exists():  # some writers replace the file; it then has open()'s mode already
+            os.chmod(tmp_path, file_mode())
+        os.replace(tmp_path, target)
+    except OSError as exc:
+        if exc.filename in (None, str(tmp_path), tmp_path, str(target), target):
+            raise os_error(exc, target, "write") from None
+        raise os_error(exc) from None
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
@@ -85,9 +70,8 @@ def atomic_path(target: str | os.PathLike, suffix: str | None = None) -> Iterato
 
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh temporary folder beside ``target``; move it into place, replacing any old one, when the block
-    succeeds (extracted datasets). The block's own errors pass unchanged; creating or moving the folder raises
-    :class:`FileSystemError`."""
+    """A fresh folder beside ``target``, moved into its place if the block succeeds (extracted datasets); creating
+    or moving it raises :class:`FileSystemError`, the block's own errors pass unchanged."""
     target = Path(target)
     _make_parent(target)
     try:
@@ -111,8 +95,7 @@ def atomic_dir(target: str | os.PathLike) -> Iterator[Path]:
 
 
 def stat_existing(path: str | os.PathLike, error: type[ImgrecError], missing: str) -> os.stat_result:
-    """``os.stat(path)``, or one line of type ``error``: ``missing`` (the advice) for a path that does not exist,
-    :func:`~imgrec_helpers.errors.describe_os_error` for other refusals (``data.check_folder``, ``existing_file``)."""
+    """``os.stat(path)``, or one ``error`` line with the advice ``missing``, or why not (``data.check_folder``)."""
     try:
         return os.stat(path)
     except FileNotFoundError:
@@ -122,8 +105,7 @@ def stat_existing(path: str | os.PathLike, error: type[ImgrecError], missing: st
 
 
 def existing_file(path: str | os.PathLike, error: type[ImgrecError], missing: str, folder: str) -> Path:
-    """``path`` if it names an existing regular file, else one line of type ``error`` with the advice ``missing``
-    or ``folder`` (``data.check_image_file``, :func:`check_model_file`, :func:`check_tflite_file`)."""
+    """``path`` if it is an existing regular file, else one ``error`` line (``data.check_image_file``, ``imgrec``)."""
     path = Path(path)
     mode = stat_existing(path, error, missing).st_mode
     if stat.S_ISDIR(mode):
@@ -135,10 +117,9 @@ def existing_file(path: str | os.PathLike, error: type[ImgrecError], missing: st
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
     """Write ``data`` as indented JSON (NumPy numbers and arrays, paths too), atomically (records, manifest)."""
-    path = Path(path)
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True, default=_json_default) + "\n")
-    return path
+    return Path(path)
 
 
 def _json_default(value: Any) -> Any:
@@ -169,9 +150,8 @@ def save_model(model: Any, path: str | os.PathLike, class_names: list[str] | Non
 
 def add_model_info(path: str | os.PathLike, model: Any, class_names: list[str] | None = None,
                    input_scale: str = "0-1") -> Path:
-    """Add ``class_names`` and ``input_scale`` to a ``.keras`` file just saved by ``model.save`` (lessons 02, 04),
-    as an extra ``imgrec.json`` entry Keras ignores, for ``imgrec predict``; one sigmoid output is the probability
-    of ``class_names[1]``. Call it on the temporary file of :func:`atomic_path`, before the file is in place."""
+    """Add ``class_names`` (one sigmoid output: ``class_names[1]``'s probability) and ``input_scale`` to a ``.keras``
+    file just saved, inside :func:`atomic_path`, for ``imgrec predict`` (lessons 02, 04); Keras ignores the entry."""
     info = _model_info(class_names, input_scale, [int(d) if d is not None else None for d in model.input_shape[1:]])
     with zipfile.ZipFile(path, "a") as archive:
         archive.writestr(MODEL_INFO_ENTRY, json.dumps(info, indent=2))
@@ -179,8 +159,7 @@ def add_model_info(path: str | os.PathLike, model: Any, class_names: list[str] |
 
 
 def read_model_info(path: str | os.PathLike) -> dict[str, Any]:
-    """The class names, input scale and input shape stored by :func:`save_model` (``{}`` if none), checked;
-    one :class:`ModelError` line for a file that is not a zip, cannot be read or carries a bad ``imgrec.json``."""
+    """What :func:`save_model` stored (``{}`` if none), checked, or one :class:`ModelError` line (``imgrec``)."""
     path = Path(path)
     try:
         with zipfile.ZipFile(path) as archive:
@@ -194,29 +173,26 @@ def read_model_info(path: str | os.PathLike) -> dict[str, Any]:
     except (zipfile.BadZipFile, EOFError, NotImplementedError, RuntimeError, ValueError):
         raise ModelError(f"{path}: not a .keras model file (not a zip archive); pass a model saved by this course"
                          ) from None
-    return _check_model_info(path, raw, "entry", _SAVE_MODEL)
+    return _check_model_info(path, raw, "entry", "save the model again with imgrec_helpers.persistence.save_model")
 
 
 def _check_model_info(path: Path, raw: bytes, kind: str, fix: str) -> dict[str, Any]:
-    """The JSON in ``raw`` if it is what :func:`save_model` writes, else one :class:`ModelError` line."""
     try:
         info = json.loads(bytes(raw))
     except (ValueError, TypeError):
         raise ModelError(f"{path}: its {MODEL_INFO_ENTRY} {kind} is not valid JSON; {fix}") from None
     if not isinstance(info, dict):
         raise ModelError(f"{path}: {MODEL_INFO_ENTRY} holds a {type(info).__name__}, not an object; {fix}")
-    names = info.get("class_names")
-    if names is not None:
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) and n.strip() for n in names):
-            raise ModelError(f"{path}: class_names in {MODEL_INFO_ENTRY} must be a list of non-empty strings, "
-                             f"got {json.dumps(names)[:60]}; {fix}")
-        if len(set(names)) != len(names):
-            raise ModelError(f"{path}: class_names in {MODEL_INFO_ENTRY} repeat a name; {fix}")
-    scale = info.get("input_scale", "0-1")
+    names, scale, shape = info.get("class_names"), info.get("input_scale", "0-1"), info.get("input_shape")
+    if names is not None and (not isinstance(names, list) or not names
+                              or not all(isinstance(n, str) and n.strip() for n in names)):
+        raise ModelError(f"{path}: class_names in {MODEL_INFO_ENTRY} must be a list of non-empty strings, "
+                         f"got {json.dumps(names)[:60]}; {fix}")
+    if names is not None and len(set(names)) != len(names):
+        raise ModelError(f"{path}: class_names in {MODEL_INFO_ENTRY} repeat a name; {fix}")
     if not isinstance(scale, str) or scale not in INPUT_SCALES:
         raise ModelError(f"{path}: unknown input_scale {json.dumps(scale)[:40]} in {MODEL_INFO_ENTRY}; it must be "
                          f"one of {', '.join(INPUT_SCALES)}; {fix}")
-    shape = info.get("input_shape")
     if shape is not None and (not isinstance(shape, list)
                               or not all(d is None or (isinstance(d, int) and not isinstance(d, bool) and d > 0)
                                          for d in shape)):
@@ -226,11 +202,9 @@ def _check_model_info(path: Path, raw: bytes, kind: str, fix: str) -> dict[str, 
 
 
 def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
-    """Load a ``.keras`` model saved by this course (lessons 02, 04, 07, ``imgrec predict``), or one
-    :class:`ModelError` line; ``compile=False`` skips the optimizer state, which predictions do not need."""
+    """A ``.keras`` model saved by this course, or one :class:`ModelError` line (``imgrec predict``, the tests)."""
     path = check_model_file(path)
     import keras  # here, not at the top: importing Keras takes about 10 s
-
     try:
         with warnings.catch_warnings():
             if not compile:  # Keras still reads the optimizer state and warns when it does not fit
@@ -242,8 +216,7 @@ def load_model(path: str | os.PathLike, compile: bool = True) -> Any:
 
 
 def check_model_file(path: str | os.PathLike) -> Path:
-    """A ``.keras`` file that exists, is a readable zip and has a valid ``imgrec.json``: checked without TensorFlow
-    (``imgrec predict``, :func:`load_model`)."""
+    """A ``.keras`` file with a valid ``imgrec.json``, checked without TensorFlow (``imgrec predict``)."""
     path = existing_file(path, ModelError, "no such model file; train one in lesson 02 or 04, or check the path",
                          "pass a .keras model file")
     if path.suffix != ".keras":
@@ -259,11 +232,9 @@ def save_tflite_info(path: str | os.PathLike, class_names: list[str] | None = No
     # imported here, not at the top: the LiteRT schema takes 0.4 s to import, which every other helper would pay
     from ai_edge_litert import schema_py_generated as schema
     import flatbuffers
-
     path = check_tflite_file(path)
     model = schema.ModelT.InitFromPackedBuf(bytearray(path.read_bytes()), 0)
     shape = [int(d) for d in model.subgraphs[0].tensors[model.subgraphs[0].inputs[0]].shape[1:]]
-    data = np.frombuffer(json.dumps(_model_info(class_names, input_scale, shape)).encode("utf-8"), dtype=np.uint8)
     model.metadata = model.metadata or []
     entry = next((m for m in model.metadata if m.name in (MODEL_INFO_ENTRY, MODEL_INFO_ENTRY.encode())), None)
     if entry is None:  # a new entry and its buffer; stored again, the same entry gets the new JSON
@@ -271,7 +242,8 @@ def save_tflite_info(path: str | os.PathLike, class_names: list[str] | None = No
         entry.name, entry.buffer = MODEL_INFO_ENTRY, len(model.buffers)
         model.buffers.append(schema.BufferT())
         model.metadata.append(entry)
-    model.buffers[entry.buffer].data = data
+    model.buffers[entry.buffer].data = np.frombuffer(
+        json.dumps(_model_info(class_names, input_scale, shape)).encode("utf-8"), dtype=np.uint8)
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=TFLITE_IDENTIFIER)
     with atomic_path(path) as tmp:
@@ -280,8 +252,7 @@ def save_tflite_info(path: str | os.PathLike, class_names: list[str] | None = No
 
 
 def check_tflite_file(path: str | os.PathLike) -> Path:
-    """A ``.tflite`` file that exists and is a whole LiteRT flatbuffer, checked without TensorFlow (``imgrec
-    predict``); one :class:`ModelError` line for a missing, empty, truncated or foreign file."""
+    """A whole LiteRT flatbuffer, checked without TensorFlow (``imgrec predict``), or one :class:`ModelError` line."""
     path = existing_file(path, ModelError, "no such model file; export one in lesson 07, or check the path",
                          "pass a .tflite model file")
     _tflite_model(path)
@@ -289,10 +260,7 @@ def check_tflite_file(path: str | os.PathLike) -> Path:
 
 
 def _tflite_model(path: Path) -> Any:
-    """The parsed flatbuffer of a ``.tflite`` file, or one :class:`ModelError` line. A flatbuffer is read lazily:
-    a truncated file is found by unpacking all of it (every table and vector must lie inside the file)."""
     from ai_edge_litert import schema_py_generated as schema  # 0.4 s to import, see save_tflite_info
-
     fix = "export it again (lesson 07) or copy the whole file"
     try:
         raw = path.read_bytes()
@@ -305,7 +273,7 @@ def _tflite_model(path: Path) -> Any:
                          "exported in lesson 07")
     try:
         model = schema.Model.GetRootAs(raw, 0)
-        whole = schema.ModelT.InitFromObj(model)  # visits every table and vector: offsets outside the file raise
+        whole = schema.ModelT.InitFromObj(model)  # read lazily otherwise: unpacking all finds a truncated file
         if not whole.subgraphs:
             raise IndexError("no subgraph")
         for buffer in whole.buffers or []:
@@ -318,33 +286,30 @@ def _tflite_model(path: Path) -> Any:
 
 
 def read_tflite_info(path: str | os.PathLike) -> dict[str, Any]:
-    """What :func:`save_tflite_info` stored (``{}`` if nothing), checked as :func:`read_model_info` checks it."""
+    """What :func:`save_tflite_info` stored (``{}`` if nothing), checked like :func:`read_model_info` (``imgrec``)."""
     path = Path(path)
     model = _tflite_model(path)
     for m in range(model.MetadataLength()):
         entry = model.Metadata(m)
         if entry.Name() in (MODEL_INFO_ENTRY.encode(), MODEL_INFO_ENTRY):
-            return _check_model_info(path, model.Buffers(entry.Buffer()).DataAsNumpy(), "metadata", _SAVE_TFLITE)
+            return _check_model_info(path, model.Buffers(entry.Buffer()).DataAsNumpy(), "metadata",
+                                     "store it again with imgrec_helpers.persistence.save_tflite_info")
     return {}
 
 
 def save_features(path: str | os.PathLike, features: np.ndarray, labels: np.ndarray | None = None,
                   **extra: Any) -> Path:
-    """Save features, their labels (if given) and any ``extra`` arrays to one ``.npz`` file, atomically
-    (lessons 03, 04); :func:`load_features` reads it back."""
+    """Save features, their labels (if any) and ``extra`` arrays to one ``.npz`` file, atomically (lessons 03, 04)."""
     path = Path(path)
     if path.suffix != ".npz":
         raise ImgrecError(f"{path}: features are saved as .npz; use a name ending in .npz")
-    arrays = {"features": features, **({} if labels is None else {"labels": labels}), **extra}
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, features=features, **({} if labels is None else {"labels": labels}), **extra)
     return path
 
 
 def load_features(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """The arrays of a file written by :func:`save_features` as a dict (``features``, ``labels``, ...; lessons 04,
-    05), or one :class:`ImgrecError` line."""
+    """The arrays :func:`save_features` wrote, by name (lessons 03-05), or one :class:`ImgrecError` line."""
     path = Path(path)
     if not path.is_file():
         raise ImgrecError(f"{path}: no features file; run the feature-extraction cell first")
