@@ -1,6 +1,5 @@
-"""Lesson 06's Google Cloud Vision, through Google's official client ``google-cloud-vision``: credentials found
-without a network call, requests sent in batches, responses read, dated recordings saved and replayed, and the
-"when to use what" table (also in ``report.html``)."""
+"""Lesson 06's Google Cloud Vision through Google's client ``google-cloud-vision``: credentials found without a
+network call, batched requests, responses read, dated recordings saved and replayed, the "when to use what" table."""
 from __future__ import annotations
 
 import base64
@@ -11,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import google.auth
 from google.auth.exceptions import DefaultCredentialsError
@@ -29,8 +28,7 @@ PRICING_URL = "https://cloud.google.com/vision/pricing"  # where Google publishe
 COMPARISON_COLUMNS: tuple[tuple[str, str], ...] = (
     ("approach", "approach"), ("returns", "what it returns"), ("latency", "latency per image"),
     ("cost", "cost per 1,000 images"), ("image_goes", "where the image goes"),
-    ("training_data", "training data needed"), ("quality", "measured here"),
-)
+    ("training_data", "training data needed"), ("quality", "measured here"))
 
 
 class CloudError(ImgrecError):
@@ -39,8 +37,7 @@ class CloudError(ImgrecError):
 
 @dataclass
 class CredentialCheck:
-    """What :func:`find_credentials` found: ``message`` is one plain sentence for the lesson's output."""
-
+    """What :func:`find_credentials` found (lesson 06): ``message`` is one plain sentence for the lesson's output."""
     found: bool
     message: str
     source: str = ""  # the variable, the gcloud ADC file or this Google Cloud machine
@@ -48,8 +45,7 @@ class CredentialCheck:
     project: str | None = None
 
 
-def _on_google_cloud() -> bool:
-    """True on a Google Compute Engine machine, read from the machine's DMI product name (no network)."""
+def _on_google_cloud() -> bool:  # a Google Compute Engine machine, read from its DMI product name (no network)
     try:
         return Path("/sys/class/dmi/id/product_name").read_text().strip().startswith("Google")
     except OSError:
@@ -57,19 +53,14 @@ def _on_google_cloud() -> bool:
 
 
 def find_credentials() -> CredentialCheck:
-    """Credentials for the Vision API (lesson 06): where ``google.auth.default()`` looks is checked locally first
-    (the variable, the ADC file, a Google Cloud machine); with none, nothing is sent anywhere."""
+    """Lesson 06's Vision API credentials, checked locally where ``google.auth.default()`` looks; none: nothing sent."""
     env = os.environ.get("GOOGLE_APPLICATION_CREDENTIALS", "").strip()
     home = os.path.join(os.environ.get("APPDATA", ""), "gcloud") if os.name == "nt" else "~/.config/gcloud"
-    config = os.path.expanduser(os.environ.get("CLOUDSDK_CONFIG") or home)
-    adc = Path(config) / "application_default_credentials.json"  # where gcloud's documented rule saves credentials
-    if env:
-        source = f"GOOGLE_APPLICATION_CREDENTIALS={env}"
-    elif adc.is_file():
-        source = f"gcloud ADC file {adc}"
-    elif _on_google_cloud():
-        source = "this Google Cloud machine's service account"
-    else:
+    # where gcloud's documented rule saves credentials
+    adc = Path(os.path.expanduser(os.environ.get("CLOUDSDK_CONFIG") or home)) / "application_default_credentials.json"
+    source = (f"GOOGLE_APPLICATION_CREDENTIALS={env}" if env else f"gcloud ADC file {adc}" if adc.is_file()
+              else "this Google Cloud machine's service account" if _on_google_cloud() else "")
+    if not source:
         return CredentialCheck(False, "No Google credentials on this machine (GOOGLE_APPLICATION_CREDENTIALS is "
                                       f"not set, there is no {adc}, and this is not a Google Cloud machine), so "
                                       "the Cloud Vision cells are not run: nothing is sent anywhere.")
@@ -85,27 +76,22 @@ def find_credentials() -> CredentialCheck:
 
 
 def build_request(content: bytes, *, max_labels: int = 10, text: bool = True):
-    """One ``vision.AnnotateImageRequest``: the image's bytes, label detection (up to ``max_labels``) and, with
-    ``text``, text detection (lesson 06)."""
+    """One ``vision.AnnotateImageRequest`` (lesson 06): the image, ``max_labels`` labels, with ``text`` its text."""
     from google.cloud import vision  # here and below: 1.2 s that ``imgrec report`` need not pay
 
     features = [vision.Feature(type_=vision.Feature.Type.LABEL_DETECTION, max_results=max_labels)]
-    if text:
-        features.append(vision.Feature(type_=vision.Feature.Type.TEXT_DETECTION))
+    features += [vision.Feature(type_=vision.Feature.Type.TEXT_DETECTION)] if text else []
     return vision.AnnotateImageRequest(image=vision.Image(content=content), features=features)
 
 
 def describe_request(requests: Sequence[Any], keep: int = 16) -> str:
-    """The ``BatchAnnotateImagesRequest`` as REST JSON, each image cut to its first ``keep`` base64 characters and
-    its size (lesson 06)."""
+    """The batch request as REST JSON, each image cut to its first ``keep`` base64 characters and size (lesson 06)."""
     from google.cloud import vision
 
-    batch = vision.BatchAnnotateImagesRequest(requests=list(requests))
-    data = json.loads(vision.BatchAnnotateImagesRequest.to_json(batch, use_integers_for_enums=False,
-                                                                always_print_fields_with_no_presence=False))
+    data = json.loads(vision.BatchAnnotateImagesRequest.to_json(vision.BatchAnnotateImagesRequest(
+        requests=list(requests)), use_integers_for_enums=False, always_print_fields_with_no_presence=False))
     for original, shown in zip(requests, data.get("requests", [])):
-        content = bytes(original.image.content)
-        if content:
+        if content := bytes(original.image.content):
             text = base64.b64encode(content).decode("ascii")
             shown["image"]["content"] = f"{text[:keep]}... ({len(content):,} bytes of image, base64-encoded)"
     return json.dumps(data, indent=2)
@@ -120,13 +106,12 @@ def annotate(client: Any, requests: Sequence[Any], *, timeout: float = 60.0) -> 
     started = time.perf_counter()
     for first in range(0, len(requests), MAX_IMAGES_PER_CALL):
         try:
-            batch = client.batch_annotate_images(requests=list(requests[first:first + MAX_IMAGES_PER_CALL]),
-                                                 timeout=timeout)
+            responses += client.batch_annotate_images(requests=list(requests[first:first + MAX_IMAGES_PER_CALL]),
+                                                      timeout=timeout).responses
         except api_exceptions.GoogleAPIError as exc:
-            detail = " ".join(str(exc).split())[:300]
-            raise CloudError(f"the Cloud Vision call failed ({type(exc).__name__}: {detail}); check that the Vision "
-                             "API is enabled for the credentials' project and that this machine is online") from None
-        responses.extend(batch.responses)
+            raise CloudError(f"the Cloud Vision call failed ({type(exc).__name__}: {' '.join(str(exc).split())[:300]});"
+                             " check that the Vision API is enabled for the credentials' project and that this machine"
+                             " is online") from None
     if len(responses) != len(requests):
         raise CloudError(f"Cloud Vision answered {len(responses)} responses for {len(requests)} images")
     return responses, time.perf_counter() - started if requests else 0.0
@@ -150,14 +135,12 @@ def words_of(response: Any) -> list[tuple[str, list[tuple[int, int]]]]:
 
 def error_of(response: Any) -> str | None:
     """The per-image error (``response.error``, a ``google.rpc.Status``) as "code N: message", or None (lesson 06)."""
-    error = response.error
-    return f"code {error.code}: {error.message}" if error.code else None
+    return f"code {response.error.code}: {response.error.message}" if response.error.code else None
 
 
 @dataclass
 class Recording:
     """Saved Cloud Vision responses, from :func:`load_recording` (lesson 06)."""
-
     folder: Path
     recorded: str                   # ISO date and time of the real call, UTC
     client: str                     # "google-cloud-vision X.Y.Z"
@@ -172,13 +155,11 @@ class Recording:
 
     def matches(self, path: str | os.PathLike) -> bool:
         """True when ``path`` is the very photo that was sent (same name and SHA-256)."""
-        entry = next((p for p in self.photos if p["name"] == Path(path).name), None)
-        return entry is not None and entry["sha256"] == file_digest(path)
+        return any(p["name"] == Path(path).name and p["sha256"] == file_digest(path) for p in self.photos)
 
 
 def save_recording(folder: str | os.PathLike, photos: Sequence[str | os.PathLike], responses: Sequence[Any], *,
-                   seconds: float, features: Iterable[str] = ("LABEL_DETECTION", "TEXT_DETECTION"),
-                   when: _dt.datetime | None = None) -> Path:
+                   seconds: float, when: _dt.datetime | None = None) -> Path:
     """Save real responses atomically in a new ``folder/<date>_<time>/``: one ``AnnotateImageResponse.to_json``
     file per photo and :data:`RECORDING_FILE` with the date (lesson 06)."""
     from google.cloud import vision
@@ -189,7 +170,7 @@ def save_recording(folder: str | os.PathLike, photos: Sequence[str | os.PathLike
     target = Path(folder) / when.strftime("%Y-%m-%d_%H%M%S")
     index = {"recorded": when.isoformat(timespec="seconds"),
              "client": f"google-cloud-vision {version('google-cloud-vision')}",
-             "features": list(features), "seconds": round(float(seconds), 3), "photos": []}
+             "features": ["LABEL_DETECTION", "TEXT_DETECTION"], "seconds": round(float(seconds), 3), "photos": []}
     with atomic_dir(target) as tmp:
         for path, response in zip(map(Path, photos), responses):
             (tmp / f"{path.stem}.json").write_text(vision.AnnotateImageResponse.to_json(response), encoding="utf-8")
@@ -199,8 +180,7 @@ def save_recording(folder: str | os.PathLike, photos: Sequence[str | os.PathLike
 
 
 def load_recording(folder: str | os.PathLike) -> Recording:
-    """Read a folder written by :func:`save_recording`, or the newest one inside it, such as a run's
-    ``cloud_vision/`` (lesson 06's ``RECORDED`` parameter)."""
+    """A folder written by :func:`save_recording`, or the newest inside one such as ``cloud_vision/`` (lesson 06)."""
     from google.cloud import vision
     from google.protobuf.json_format import ParseError
 
@@ -208,16 +188,15 @@ def load_recording(folder: str | os.PathLike) -> Recording:
     if not folder.is_dir():
         raise CloudError(f"RECORDED={folder}: no such folder; point it at a folder saved by lesson 06 "
                          f"(it holds {RECORDING_FILE}), or leave it empty")
-    if not (folder / RECORDING_FILE).is_file():
-        inside = sorted(p.parent for p in folder.glob(f"*/{RECORDING_FILE}"))
-        if not inside:
-            raise CloudError(f"{folder}: no {RECORDING_FILE} here or in its sub-folders; point RECORDED at a "
-                             "folder saved by lesson 06 with credentials")
-        folder = inside[-1]
+    inside = [folder] if (folder / RECORDING_FILE).is_file() else sorted(
+        p.parent for p in folder.glob(f"*/{RECORDING_FILE}"))
+    if not inside:
+        raise CloudError(f"{folder}: no {RECORDING_FILE} here or in its sub-folders; point RECORDED at a "
+                         "folder saved by lesson 06 with credentials")
+    folder = inside[-1]
     try:
         index = json.loads((folder / RECORDING_FILE).read_text(encoding="utf-8"))
-        recorded = str(index["recorded"])
-        _dt.datetime.fromisoformat(recorded)
+        _dt.datetime.fromisoformat(recorded := str(index["recorded"]))
         photos = list(index["photos"])
     except (ValueError, KeyError, TypeError) as exc:
         raise CloudError(f"{folder / RECORDING_FILE}: not a lesson 06 recording ({type(exc).__name__}: {exc}); "
@@ -236,8 +215,8 @@ def load_recording(folder: str | os.PathLike) -> Recording:
 
 
 def comparison_rows(records: Sequence[dict[str, Any]]) -> list[list[str]]:
-    """The comparison table's cells, one row per ``"api_comparison"`` record, ordered by record name; latency in
-    ms per image with its note, or the note ("not run", "recorded on DATE") alone (lesson 06, report)."""
+    """The comparison table's cells, a row per ``"api_comparison"`` record by name (lesson 06, report); latency in
+    ms per image with its note, or the note ("not run", "recorded on DATE") alone."""
     rows = []
     for rec in sorted(records, key=lambda r: str(r.get("name", ""))):
         cells = {key: str(rec.get(key, "") or "") for key, _ in COMPARISON_COLUMNS}

@@ -13,8 +13,7 @@ KIND = "deployment"  # the ``kind`` of lesson 07's result records
 COLUMNS: tuple[tuple[str, str], ...] = (
     ("model", "model"), ("format", "file format"), ("file_mb", "file MB"), ("parameters", "parameters"),
     ("ms_per_image", "ms per image (batch 1)"), ("test_accuracy", "accuracy"), ("test_set", "test set"),
-    ("agreement", "agrees with Keras"),
-)
+    ("agreement", "agrees with Keras"))
 
 
 def megabytes(path: str | os.PathLike) -> float:
@@ -39,7 +38,7 @@ def markdown(records: Sequence[dict[str, Any]]) -> str:
 
 
 def measured_on(records: Sequence[dict[str, Any]]) -> str:
-    """The CPU (and thread count) the table's timings were measured on, from the records: one sentence."""
+    """The CPU (and thread count) the timings were measured on, one sentence from the records (lesson 07, report)."""
     cpus = sorted({f"{r.get('cpu', 'unknown CPU')} ({r.get('hardware', '?')})" for r in records})
     threads = sorted({str(r.get("threads")) for r in records if r.get("threads")})
     where = " and ".join(cpus) or "an unrecorded CPU"

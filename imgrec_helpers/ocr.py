@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .data import load_image
 from .errors import ImgrecError
-from .plots import image_grid
+from .plots import SaveTo, image_grid
 
 # Detection scales images to at most this longer side (RapidOCR's default enlarges every image to 736 pixels on
 # its shorter side: about 3x the time on the course's 640-pixel photos, for nothing).
@@ -32,14 +32,12 @@ WORDS: tuple[str, ...] = (
     "Open", "Closed", "Exit", "Entrance", "Platform", "Street", "Avenue", "Hotel", "Pharmacy", "Parking",
     "Welcome", "Sale", "Menu", "Office", "Gate", "Taxi", "Bus Stop", "Main Road", "Fresh Bread", "No Entry",
     "STOP", "PUSH", "PULL", "DANGER", "NORTH", "SOUTH", "EXPRESS", "POLICE", "FIRE EXIT", "ONE WAY",
-    "Route 66", "Gate B12", "Room 214", "2026", "42", "1984", "Bus 7", "Exit 3", "Line 5", "Track 9",
-)
-# Sample photos that show legible text of their own: known text is rendered on the others only.
-PHOTOS_WITH_TEXT = frozenset({"wikiphotos_021_nasa_shuttle_ferry.jpg", "matplotlib_grace_hopper.jpg",
-                              "kodak_kodim10.jpg", "kodak_kodim06.jpg"})
+    "Route 66", "Gate B12", "Room 214", "2026", "42", "1984", "Bus 7", "Exit 3", "Line 5", "Track 9")
 # Text plainly legible in some sample photos, transcribed by eye (fuselage, name tag, sail numbers).
 PHOTO_TEXT = {"wikiphotos_021_nasa_shuttle_ferry.jpg": ("United States",),
               "matplotlib_grace_hopper.jpg": ("COMO HOPPER",), "kodak_kodim10.jpg": ("63455", "20042")}
+# Sample photos that show legible text of their own: known text is rendered on the others only.
+PHOTOS_WITH_TEXT = frozenset({*PHOTO_TEXT, "kodak_kodim06.jpg"})
 
 
 class OCRError(ImgrecError):
@@ -68,17 +66,13 @@ def engine_name(models: Mapping[str, Path] | None = None) -> str:
     return f"RapidOCR {version('rapidocr')} ({Path((models or packaged_models())['rec']).stem})"
 
 
-def engine_params(models: Mapping[str, Path] | None = None, *, max_side: int = MAX_SIDE,
-                  threads: int | None = 1) -> dict[str, Any]:
-    """``RapidOCR(params=...)``: the packaged models, no log, detection size, ONNX Runtime ``threads`` per model
-    (``None``: all cores; one read 2.5-5x faster on the course's busy 2-core machine) (lesson 06)."""
+def engine_params(models: Mapping[str, Path] | None = None) -> dict[str, Any]:
+    """``RapidOCR(params=...)`` (lesson 06): the packaged models, no log, detection at most :data:`MAX_SIDE`, one
+    ONNX Runtime thread per model (one read 2.5-5x faster than all cores on the course's busy 2-core machine)."""
     models = models or packaged_models()
-    params: dict[str, Any] = {"Global.log_level": "critical", "Det.limit_type": "max",
-                              "Det.limit_side_len": int(max_side)}
-    params.update({f"{task.title()}.model_path": str(models[task]) for task in ("det", "cls", "rec")})
-    if threads is not None:
-        params["EngineConfig.onnxruntime.intra_op_num_threads"] = int(threads)
-    return params
+    return {"Global.log_level": "critical", "Det.limit_type": "max", "Det.limit_side_len": MAX_SIDE,
+            **{f"{task.title()}.model_path": str(models[task]) for task in ("det", "cls", "rec")},
+            "EngineConfig.onnxruntime.intra_op_num_threads": 1}
 
 
 def text_in_reading_order(result: Any) -> str:
@@ -94,16 +88,14 @@ def text_in_reading_order(result: Any) -> str:
 
 
 def normalise_text(text: str, *, case: bool = False) -> str:
-    """The text as the error rate compares it: NFKC, white space runs to one space, trimmed, lower case unless
-    ``case`` (lesson 06)."""
+    """The text as the error rate compares it (lesson 06): NFKC, white space runs to one space, trimmed, lower case
+    unless ``case``."""
     text = " ".join(unicodedata.normalize("NFKC", str(text)).split())
     return text if case else text.casefold()
 
 
 def edit_distance(a: str, b: str) -> int:
-    """Levenshtein distance: the fewest single-character insertions, deletions and substitutions from a to b."""
-    if len(a) < len(b):
-        a, b = b, a
+    """Levenshtein distance (lesson 06's error rate): fewest single-character insertions, deletions, substitutions."""
     previous = list(range(len(b) + 1))
     for i, ca in enumerate(a, start=1):
         current = [i]
@@ -128,7 +120,6 @@ def character_error_rate(references: Sequence[str], hypotheses: Sequence[str], *
 @dataclass(frozen=True)
 class TextImage:
     """One rendered image with known text, from :func:`render_text_images` (lesson 06)."""
-
     image: np.ndarray      # (H, W, 3) uint8
     text: str              # what was written
     photo: str             # file name of the photo the crop came from
@@ -154,14 +145,10 @@ def _luminance(rgb: Any) -> np.ndarray:
     return np.asarray(rgb, dtype=np.float64) @ np.array([0.299, 0.587, 0.114])
 
 
-def render_text_images(photos: Sequence[str | os.PathLike], count: int, seed: int, *,
-                       words: Sequence[str] = WORDS, fonts: Sequence[str] = tuple(FONTS),
-                       sizes: Sequence[int] = (18, 24, 32, 44), colours: Sequence[str] = tuple(TEXT_COLOURS),
-                       max_angle: float = 8.0, box_share: float = 0.5,
-                       crop: tuple[int, int] = (320, 128)) -> list[TextImage]:
-    """``count`` images, seeded: one or two ``words`` in a random font, size, colour and rotation (+-``max_angle``)
-    on a random crop (at least ``crop``) of each photo in turn, a share ``box_share`` on a semi-transparent box of
-    contrasting shade, the others straight on the photo (lesson 06)."""
+def render_text_images(photos: Sequence[str | os.PathLike], count: int, seed: int) -> list[TextImage]:
+    """``count`` images, seeded: one or two :data:`WORDS` in a random font, size (18-44 pixels), colour and rotation
+    (+-8 degrees) on a random crop (at least 320 x 128) of each photo in turn, half of them on a semi-transparent box
+    of contrasting shade, the others straight on the photo (lesson 06)."""
     if count < 1 or not photos:
         raise OCRError("render_text_images needs at least one photo and count >= 1")
     rng = np.random.default_rng(seed)
@@ -171,14 +158,13 @@ def render_text_images(photos: Sequence[str | os.PathLike], count: int, seed: in
     out: list[TextImage] = []
     for i in range(count):
         name, photo = loaded[int(order[i % len(loaded)])]
-        n_words = 1 if rng.random() < 0.6 else 2
-        text = " ".join(str(w) for w in rng.choice(np.asarray(words, dtype=object), size=n_words, replace=False))
-        font_name = str(rng.choice(np.asarray(fonts, dtype=object)))
-        size = int(rng.choice(np.asarray(sizes)))
-        colour = str(rng.choice(np.asarray(colours, dtype=object)))
-        angle = round(float(rng.uniform(-max_angle, max_angle)), 1)
-        box = bool(rng.random() < box_share)
-
+        text = " ".join(str(w) for w in rng.choice(np.asarray(WORDS, dtype=object),
+                                                   size=1 if rng.random() < 0.6 else 2, replace=False))
+        font_name = str(rng.choice(np.asarray(tuple(FONTS), dtype=object)))
+        size = int(rng.choice(np.asarray((18, 24, 32, 44))))
+        colour = str(rng.choice(np.asarray(tuple(TEXT_COLOURS), dtype=object)))
+        angle = round(float(rng.uniform(-8.0, 8.0)), 1)
+        box = bool(rng.random() < 0.5)
         if (font_name, size) not in fonts_loaded:
             fonts_loaded[font_name, size] = ImageFont.truetype(str(font_file(font_name)), size)
         font = fonts_loaded[font_name, size]
@@ -192,13 +178,11 @@ def render_text_images(photos: Sequence[str | os.PathLike], count: int, seed: in
             draw.rectangle((0, 0, layer.width - 1, layer.height - 1), fill=shade)
         draw.text((pad - left, pad - top), text, font=font, fill=(*rgb, 255))
         layer = layer.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
-
-        width, height = max(crop[0], layer.width + 24), max(crop[1], layer.height + 24)
+        width, height = max(320, layer.width + 24), max(128, layer.height + 24)
         scale = max(width / photo.width, height / photo.height, 1.0)
         source = photo if scale == 1.0 else photo.resize((int(np.ceil(photo.width * scale)),
                                                           int(np.ceil(photo.height * scale))))
-        x0 = int(rng.integers(0, source.width - width + 1))
-        y0 = int(rng.integers(0, source.height - height + 1))
+        x0, y0 = (int(rng.integers(0, room + 1)) for room in (source.width - width, source.height - height))
         canvas = source.crop((x0, y0, x0 + width, y0 + height)).convert("RGBA")
         px, py = ((int(rng.integers(8, room - 7)) if room > 16 else room // 2)
                   for room in (width - layer.width, height - layer.height))
@@ -211,15 +195,14 @@ def render_text_images(photos: Sequence[str | os.PathLike], count: int, seed: in
     return out
 
 
-def error_rate_by(samples: Sequence[TextImage], hypotheses: Sequence[str], attribute: str,
-                  *, case: bool = False) -> dict[Any, tuple[float, int]]:
+def error_rate_by(samples: Sequence[TextImage], hypotheses: Sequence[str],
+                  attribute: str) -> dict[Any, tuple[float, int]]:
     """Character error rate per value of one :class:`TextImage` attribute (``"font"``, ``"box"``, ...),
     as ``{value: (rate, images)}`` sorted by value (lesson 06)."""
     groups: dict[Any, list[int]] = {}
     for i, sample in enumerate(samples):
         groups.setdefault(getattr(sample, attribute), []).append(i)
-    return {value: (character_error_rate([samples[i].text for i in idx], [hypotheses[i] for i in idx], case=case),
-                    len(idx))
+    return {value: (character_error_rate([samples[i].text for i in idx], [hypotheses[i] for i in idx]), len(idx))
             for value, idx in sorted(groups.items(), key=lambda kv: str(kv[0]))}
 
 
@@ -231,8 +214,7 @@ def known_text_first(paths: Sequence[str | os.PathLike], limit: int | None = Non
     return (known + sorted((p for p in paths if p not in known), key=lambda p: p.name))[:limit]
 
 
-def show_text_images(samples: Sequence[TextImage], titles: Sequence[str], columns: int = 4,
-                     save_to: str | os.PathLike | None = None):
+def show_text_images(samples: Sequence[TextImage], titles: Sequence[str], columns: int = 4, save_to: SaveTo = None):
     """Rendered images in a grid sized to their wide shape, each with its title (lesson 06)."""
     aspect = float(np.median([s.image.shape[0] / s.image.shape[1] for s in samples])) if samples else 0.4
     return image_grid([s.image for s in samples], titles, columns, size=2.8, save_to=save_to, aspect=aspect,

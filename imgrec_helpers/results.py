@@ -1,8 +1,5 @@
-"""Measured results: one JSON record per measurement in ``RUN_DIR/results/``, and the tables built from them.
-
-Lessons record through ``running.Lesson.record``; lessons 05-07 and the run report read the records back with
-:func:`load_results`, so numbers are never typed by hand.
-"""
+"""Measured results: one JSON record per measurement in ``RUN_DIR/results/`` (``running.Lesson.record``), read back
+by lessons 05-07 and the run report with :func:`load_results`, so numbers are never typed by hand; their tables."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -17,9 +14,8 @@ from .persistence import write_json
 # Every result record has at least these keys (lesson 05 and the report read them).
 REQUIRED_KEYS = ("approach", "model", "train_images", "epochs", "train_seconds", "test_accuracy",
                  "test_images", "profile", "precision", "hardware")
-# The comparison table's columns, in order (lesson 05, report.html).
-TABLE_COLUMNS = ("approach", "model", "train_images", "train_seconds", "test_accuracy", "test_images",
-                 "profile", "precision", "hardware")
+# The comparison table's columns, in order (lesson 05, report.html): every required key but epochs.
+TABLE_COLUMNS = tuple(key for key in REQUIRED_KEYS if key != "epochs")
 # How a cell of each field is shown in the course's tables (lessons 05 and 07, report.html).
 FORMATS = {"test_accuracy": "{:.4f}", "train_seconds": "{:.1f}", "file_mb": "{:.2f}", "ms_per_image": "{:.2f}",
            "parameters": "{:,}", "agreement": "{:.1%}"}
@@ -28,31 +24,29 @@ FORMATS = {"test_accuracy": "{:.4f}", "train_seconds": "{:.1f}", "file_mb": "{:.
 def record_result(run_dir: str | os.PathLike, name: str, *, kind: str = "model", **fields: Any) -> Path:
     """Write one record to ``RUN_DIR/results/<name>.json`` atomically; ``kind`` is "model" (lessons 02-04),
     "curve" (lesson 05), "api_comparison" (06) or "deployment" (07). A missing required key raises."""
-    missing = [k for k in REQUIRED_KEYS if k not in fields]
-    if missing:
+    if missing := [k for k in REQUIRED_KEYS if k not in fields]:
         raise ImgrecError(f"result {name!r} lacks {', '.join(missing)}; every record needs {', '.join(REQUIRED_KEYS)}")
     record = {"name": name, "kind": kind, "recorded": _dt.datetime.now().isoformat(timespec="seconds"), **fields}
     return write_json(Path(run_dir) / "results" / f"{name}.json", record)
 
 
 def load_results(run_dir: str | os.PathLike, kind: str | None = "model") -> list[dict[str, Any]]:
-    """All result records of a run (of one ``kind``, or all with ``kind=None``), sorted by name."""
-    folder = Path(run_dir) / "results"
+    """A run's result records of one ``kind`` (all: ``None``), sorted by name (lessons 05-07, report)."""
     records = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+    for path in sorted((Path(run_dir) / "results").glob("*.json")):  # no results folder: no records
         try:
             rec = json.loads(path.read_text(encoding="utf-8"))
         except ValueError:
             rec = None
         if not isinstance(rec, dict):
-            raise ImgrecError(f"{path}: not a valid result record; delete it and re-run its notebook") from None
+            raise ImgrecError(f"{path}: not a valid result record; delete it and re-run its notebook")
         if kind is None or rec.get("kind") == kind:
             records.append(rec)
     return records
 
 
 def format_value(key: str, value: Any) -> str:
-    """A table cell: "n/a" for None, counts with commas, other numbers as :data:`FORMATS` says."""
+    """A table cell (lessons 05-07, report): "n/a" for None, counts with commas, other numbers as :data:`FORMATS`."""
     if value is None:
         return "n/a"
     if key in ("train_images", "test_images", "epochs") and isinstance(value, int):
