@@ -60,10 +60,9 @@ _SECTIONS = (  # lesson 06's "when to use what" and lesson 07's deployment table
 
 def _export_notebooks_html(run_dir: Path) -> set[str]:
     """HTML copies of the executed notebooks in ``RUN_DIR/html/`` (made again when older); returns their stems."""
-    stems = set()
-    for nb_path in sorted(run_dir.glob("[0-9][0-9]_*.ipynb")):
-        if nb_path.name.endswith(".failed.ipynb") or ".partial" in nb_path.name:
-            continue
+    notebooks = [nb_path for nb_path in sorted(run_dir.glob("[0-9][0-9]_*.ipynb"))
+                 if not nb_path.name.endswith(".failed.ipynb") and ".partial" not in nb_path.name]
+    for nb_path in notebooks:
         target = run_dir / "html" / f"{nb_path.stem}.html"
         if not target.exists() or target.stat().st_mtime < nb_path.stat().st_mtime:
             try:
@@ -75,8 +74,7 @@ def _export_notebooks_html(run_dir: Path) -> set[str]:
                                   f"imgrec run --resume {run_dir} to execute it again") from None
             with atomic_path(target) as tmp:
                 tmp.write_text(HTMLExporter().from_notebook_node(node)[0], encoding="utf-8")
-        stems.add(nb_path.stem)
-    return stems
+    return {nb_path.stem for nb_path in notebooks}
 
 
 def write_report(run_dir: str | os.PathLike) -> Path:

@@ -207,9 +207,8 @@ def _failing_cell(cells: list[dict[str, Any]], exc: BaseException | None) -> str
     place = f"code cell {started[-1] + 1}" + (f" [{source[:60]}]" if source else "")
     if exc is None:
         return place  # a timeout: the kernel's interruption is no error of the cell's
-    error = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"), None)
-    if error is None:
-        return f"{place}: {type(exc).__name__}: {_first_line(exc)}"
+    error = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"),
+                 {"ename": type(exc).__name__, "evalue": exc})  # no error output: the kernel died
     return f"{place}: {error.get('ename')}: {_first_line(error.get('evalue', ''))}"
 
 
@@ -271,9 +270,10 @@ def _execute(nb_path: Path, run_dir: Path, params: dict[str, Any], timeout: floa
             cells = None
         if isinstance(cells, list):  # only a complete executed copy replaces the previous one
             os.replace(partial, failed if error else run_dir / nb_path.name)
+        else:
+            cells = None
     finally:
         partial.unlink(missing_ok=True)
-    cells = cells if isinstance(cells, list) else None
     if cells is not None and error is None:
         failed.unlink(missing_ok=True)
         return "ok", ""
