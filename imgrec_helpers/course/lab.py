@@ -1,10 +1,5 @@
-"""``imgrec lab``: the student's own copies of the lessons (default ``<repository>/my-notebooks/``, git-ignored),
-and JupyterLab started there, so that a ``git pull`` of the course never meets a student's edits.
-
-Copying never overwrites work. ``.imgrec-lab.json`` records the SHA-256 of the course version each copy (without
-outputs) started from. A lesson the folder lacks is copied; an unchanged copy is replaced by the course's new
-version; a changed copy (running it saves outputs) is kept, with the new version beside it as ``NAME.new.ipynb``.
-The copies run as from ``notebooks/``: same package, ``runs/interactive-<profile>/``, same data home.
+"""``imgrec lab``: the student's own copies of the lessons (default ``<repository>/my-notebooks/``, git-ignored; they
+run as from ``notebooks/``) and JupyterLab started there, so that a ``git pull`` of the course never meets their edits.
 """
 from __future__ import annotations
 
@@ -27,7 +22,7 @@ from ..running import REPO_ROOT
 from .runner import NOTEBOOKS_DIR, course_notebooks
 
 DEFAULT_DIR = REPO_ROOT / "my-notebooks"
-STATE_FILE = ".imgrec-lab.json"
+STATE_FILE = ".imgrec-lab.json"  # the SHA-256 of the course version (without outputs) each copy started from
 
 
 @dataclass
@@ -64,8 +59,14 @@ def _write(data: bytes, target: Path) -> None:
         tmp.write_bytes(data)
 
 
-def _check_folder(folder: Path, course: Path) -> Path:
-    folder, course = folder.expanduser().resolve(), course.resolve()
+def sync_notebooks(folder: str | os.PathLike = DEFAULT_DIR, course: str | os.PathLike = NOTEBOOKS_DIR) -> SyncReport:
+    """``imgrec lab``: copy the lessons the folder lacks; replace an unchanged copy by the course's new version; keep
+    a changed copy (running it saves outputs), with each new version offered once beside it as ``NAME.new.ipynb``."""
+    lessons = course_notebooks(Path(course))
+    if not lessons:
+        raise ImgrecError(f"no course notebooks (01_*.ipynb ...) in {course}; imgrec lab needs the course "
+                          "repository (git clone it, then pip install -e . inside it)")
+    folder, course = Path(folder).expanduser().resolve(), Path(course).resolve()
     if folder == course or course in folder.parents:
         raise ImgrecError(f"{folder} is inside the course's own notebooks folder; choose another --dir "
                           f"(default {DEFAULT_DIR}) so that course updates never meet your work")
@@ -77,17 +78,6 @@ def _check_folder(folder: Path, course: Path) -> Path:
         raise ImgrecError(f"cannot create {folder}: {exc.strerror}; choose another --dir") from None
     if not os.access(folder, os.W_OK):
         raise ImgrecError(f"cannot write to {folder}; choose another --dir")
-    return folder
-
-
-def sync_notebooks(folder: str | os.PathLike = DEFAULT_DIR, course: str | os.PathLike = NOTEBOOKS_DIR) -> SyncReport:
-    """``imgrec lab``: bring the student's folder up to date with the course's lessons without overwriting their
-    work (the rules are in this module's docstring)."""
-    lessons = course_notebooks(Path(course))
-    if not lessons:
-        raise ImgrecError(f"no course notebooks (01_*.ipynb ...) in {course}; imgrec lab needs the course "
-                          "repository (git clone it, then pip install -e . inside it)")
-    folder = _check_folder(Path(folder), Path(course))
     state_path = folder / STATE_FILE
     try:
         state = json.loads(state_path.read_text()) if state_path.exists() else {}
@@ -100,9 +90,8 @@ def sync_notebooks(folder: str | os.PathLike = DEFAULT_DIR, course: str | os.Pat
         name, target, new_copy = source.name, folder / source.name, folder / _new_name(source.name)
         try:  # the student's copy: the same cells without outputs or execution counts
             nb = nbformat.read(source, as_version=4)
-            for cell in nb.cells:
-                if cell.cell_type == "code":
-                    cell.outputs, cell.execution_count = [], None
+            for cell in (c for c in nb.cells if c.cell_type == "code"):
+                cell.outputs, cell.execution_count = [], None
             version = (nbformat.writes(nb, version=4) + "\n").encode("utf-8")
         except (OSError, ValueError, nbformat.ValidationError) as exc:
             raise ImgrecError(f"{source}: not a readable notebook ({exc}); update the course (git pull)") from None
@@ -136,11 +125,8 @@ def sync_notebooks(folder: str | os.PathLike = DEFAULT_DIR, course: str | os.Pat
 def lab_env(base: dict[str, str] | None = None) -> dict[str, str]:
     """JupyterLab's environment: the caller's, TensorFlow's C++ log level 3 unless set, without ``IMGREC_HEADLESS``
     (the live progress bar) and ``MPLBACKEND`` (``Agg`` would hide every figure; the kernel draws them inline)."""
-    env = dict(os.environ if base is None else base)
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    env.pop("IMGREC_HEADLESS", None)
-    env.pop("MPLBACKEND", None)
-    return env
+    env = os.environ if base is None else base
+    return {"TF_CPP_MIN_LOG_LEVEL": "3", **{k: v for k, v in env.items() if k not in ("IMGREC_HEADLESS", "MPLBACKEND")}}
 
 
 def running_as_root() -> bool:

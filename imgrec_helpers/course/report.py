@@ -52,15 +52,17 @@ seed {{ m.seed }}, status <b class='{{ m.status }}'>{{ m.status }}</b>{% if m.no
 {% endfor %}</table></body></html>
 """)
 """The page, one autoescaped jinja2 template: every value from the manifest, the records and file names is text."""
+_SECTIONS = (  # lesson 06's "when to use what" and lesson 07's deployment table, made as the notebooks make them
+    ("api_comparison", "Cloud vision APIs or your own models (lesson 06)", COMPARISON_COLUMNS, comparison_rows, None),
+    (deployment.KIND, "Deployment: .keras, LiteRT float32 and int8 (lesson 07)", deployment.COLUMNS, deployment.rows,
+     deployment.measured_on))
 
 
 def _export_notebooks_html(run_dir: Path) -> set[str]:
-    """HTML copies of the executed notebooks in ``RUN_DIR/html/`` (made again when older than the notebook); returns
-    the notebooks' stems."""
-    stems = set()
-    for nb_path in sorted(run_dir.glob("[0-9][0-9]_*.ipynb")):
-        if nb_path.name.endswith(".failed.ipynb") or ".partial" in nb_path.name:
-            continue
+    """HTML copies of the executed notebooks in ``RUN_DIR/html/`` (made again when older); returns their stems."""
+    notebooks = [nb_path for nb_path in sorted(run_dir.glob("[0-9][0-9]_*.ipynb"))
+                 if not nb_path.name.endswith(".failed.ipynb") and ".partial" not in nb_path.name]
+    for nb_path in notebooks:
         target = run_dir / "html" / f"{nb_path.stem}.html"
         if not target.exists() or target.stat().st_mtime < nb_path.stat().st_mtime:
             try:
@@ -72,33 +74,12 @@ def _export_notebooks_html(run_dir: Path) -> set[str]:
                                   f"imgrec run --resume {run_dir} to execute it again") from None
             with atomic_path(target) as tmp:
                 tmp.write_text(HTMLExporter().from_notebook_node(node)[0], encoding="utf-8")
-        stems.add(nb_path.stem)
-    return stems
-
-
-def _sections(run_dir: Path) -> list[dict[str, object]]:
-    """Lesson 06's "when to use what" and lesson 07's deployment table, from the run's records, with the notebooks'
-    cells (:func:`imgrec_helpers.cloud.comparison_rows`, :func:`imgrec_helpers.deployment.rows`); a lesson that did
-    not run adds no section."""
-    sections: list[dict[str, object]] = []
-    for kind, title, columns, rows, note in (
-            ("api_comparison", "Cloud vision APIs or your own models (lesson 06)", COMPARISON_COLUMNS,
-             comparison_rows, None),
-            (deployment.KIND, "Deployment: .keras, LiteRT float32 and int8 (lesson 07)", deployment.COLUMNS,
-             deployment.rows, deployment.measured_on)):
-        records = load_results(run_dir, kind=kind)
-        if records:
-            sections.append({"id": kind, "title": title, "note": note and note(records), "rows": rows(records),
-                             "columns": [title for _, title in columns]})
-    return sections
+    return {nb_path.stem for nb_path in notebooks}
 
 
 def write_report(run_dir: str | os.PathLike) -> Path:
-    """Write ``RUN_DIR/report.html`` (``imgrec run``, ``imgrec report``), figures embedded so it opens with no server.
-
-    Refuses a folder whose ``manifest.json`` was not written by ``imgrec run``; when the run folder cannot be
-    written (read-only, disk full), says so and how to make the report elsewhere.
-    """
+    """Write ``RUN_DIR/report.html`` (``imgrec run``, ``imgrec report``), figures embedded so it opens with no server;
+    refuses a folder ``imgrec run`` did not write; one that cannot be written gets how to make the report elsewhere."""
     run_dir = Path(run_dir)
     try:
         if not run_dir.is_dir():
@@ -112,10 +93,13 @@ def write_report(run_dir: str | os.PathLike) -> Path:
             environment += [(f"{group}: {key}", value) for key, value in (manifest.get(group) or {}).items()]
         figures = [{"stem": fig.stem, "data": base64.b64encode(fig.read_bytes()).decode()}
                    for fig in sorted((run_dir / "figures").glob("*.png"))]
-        page = _PAGE.render(run_dir=run_dir, m=manifest, links=_export_notebooks_html(run_dir), columns=TABLE_COLUMNS,
-                            seconds=lambda s: format_value("train_seconds", s), figures=figures,
-                            comparison=table_rows(load_results(run_dir)), sections=_sections(run_dir),
-                            environment=environment)
+        links, comparison = _export_notebooks_html(run_dir), table_rows(load_results(run_dir))
+        sections = [{"id": kind, "title": title, "note": note and note(records), "rows": rows(records),
+                     "columns": [heading for _, heading in columns]}  # a lesson that did not run: no section
+                    for kind, title, columns, rows, note in _SECTIONS if (records := load_results(run_dir, kind=kind))]
+        page = _PAGE.render(run_dir=run_dir, m=manifest, links=links, columns=TABLE_COLUMNS, figures=figures,
+                            seconds=lambda s: format_value("train_seconds", s), comparison=comparison,
+                            sections=sections, environment=environment)
         with atomic_path(run_dir / "report.html") as tmp:
             tmp.write_text(page, encoding="utf-8")
     except FileSystemError as exc:
