@@ -140,12 +140,11 @@ def _time_to_80(home: Any, precision: str, quick: bool, epochs: int = 15, time_l
         image = tf.image.resize_with_crop_or_pad(tf.image.random_flip_left_right(image), 36, 36)
         return tf.image.random_crop(image, (32, 32, 3)), label
 
-    def to_float(images: Any, labels: Any) -> tuple[Any, Any]:
-        return tf.cast(images, tf.float32) / 255.0, tf.one_hot(tf.cast(labels[:, 0], tf.int32), 10)
-
     train = (tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(50_000, seed=0)
              .map(augment, num_parallel_calls=tf.data.AUTOTUNE).batch(256, drop_remainder=True)
-             .map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
+             .map(lambda images, labels: (tf.cast(images, tf.float32) / 255.0,
+                                          tf.one_hot(tf.cast(labels[:, 0], tf.int32), 10)),
+                  num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
     x_eval = x_test.astype(np.float32) / 255.0
     schedule = keras.optimizers.schedules.CosineDecay(0.0, steps * (epochs - 1), warmup_target=0.1, warmup_steps=steps)
     model = models.build_fast_cnn(precision=precision, widths=(32, 64, 128))
@@ -267,7 +266,8 @@ def run(args: argparse.Namespace) -> int:
         keras.backend.clear_session()
         keras.utils.set_random_seed(0)
         base = applications.load_application("mobilenet-0.25", include_top=False, pooling="avg")
-        start, features = time.perf_counter(), base.predict(preprocess(folder.images), batch_size=128, verbose=0)
+        start = time.perf_counter()
+        features = base.predict(preprocess(folder.images), batch_size=128, verbose=0)
         extracted = time.perf_counter() - start
         head = models.build_feature_head(features.shape[1:], 2, hidden=0)
         labels = (np.asarray(folder.class_names)[folder.labels] == "dog").astype(np.float32)

@@ -148,7 +148,7 @@ def load_predictor(spec: str, data_home: str | os.PathLike | None = None) -> Pre
 
 
 def predict(spec: str, arguments: Sequence[str], k: int, data_home: str | None = None) -> Result:
-    """``imgrec predict``: each image's top-``k`` labels (a folder: its image files), checked before TensorFlow."""
+    """``imgrec predict``: top-``k`` labels of each image (a folder: the image files directly in it), checked first."""
     kind, files = check_model_spec(spec), []
     for argument in arguments:
         if not os.path.isdir(argument):
@@ -175,8 +175,7 @@ def evaluate(spec: str, root: str | os.PathLike) -> Iterator[tuple[str, int, int
         raise ModelError(f"{spec}: has no class names stored; evaluate needs a classifier saved with "
                          "persistence.save_model(..., class_names=...)")
     folders = data.class_folders(root)  # a clear error for a missing, empty or one-class folder
-    unknown = [name for name in folders if name not in names]
-    if unknown:  # a typo or another data set's folders: a clear error, not a meaningless score
+    if unknown := [name for name in folders if name not in names]:  # a typo or another set's: not a meaningless score
         raise DataError(f"{root}: folder(s) {', '.join(unknown)} are not classes of {Path(spec).name} "
                         f"({', '.join(names)}); rename them to the model's class names")
     images = {name: data.list_images(Path(root) / name, recursive=True) for name in folders}
