@@ -148,7 +148,7 @@ def load_predictor(spec: str, data_home: str | os.PathLike | None = None) -> Pre
 
 
 def predict(spec: str, arguments: Sequence[str], k: int, data_home: str | None = None) -> Result:
-    """``imgrec predict``: top-``k`` labels per image (a folder: its own files); all checked before TensorFlow starts."""
+    """``imgrec predict``: top-``k`` labels per image (a folder: its own files); checked before TensorFlow starts."""
     kind, files = check_model_spec(spec), []
     for argument in arguments:
         if not os.path.isdir(argument):
