@@ -1,13 +1,6 @@
-"""``imgrec bench [--quick]`` (or ``python -m imgrec_helpers.course.bench``): the course's speed against plain Keras,
-one line per figure, a reason line per ``n/a`` figure, then ``summary: train_speedup=... replicas=...``. Figures:
-1 reference CNN training images/s, course (mixed precision where the CPU/GPU has it, batch 64) vs plain Keras (float32,
-batch 32); 2 time to 80% CIFAR-10 test accuracy with the fast recipe (not with ``--quick``); 3 the reference recipe
-projected from 1; 4 transfer learning from 64 images; 5 MobileNet inference at 224 px, course precision vs float32;
-6 ``imgrec predict``-style labelling, batches of 64 vs one image per call; 7 reference CNN images/s per device and
-under ``MirroredStrategy`` (``--cpu-devices N``). Comparisons are medians of runs taking turns in one process.
-``--levers`` measures per-epoch settings of float32 training on this CPU. Keras, TensorFlow and the helpers that
-import pooch load inside functions: TensorFlow must start after :func:`run`'s CPU settings (and takes 14 s), and cli
-imports this module for its options, where pooch + requests would add 0.6 s to every ``imgrec`` command.
+"""``imgrec bench [--quick]``: the course's speed vs plain Keras, medians of runs taking turns. Figures: 1 training, 2
+time to 80% (not --quick), 3 reference recipe, 4 transfer, 5 inference, 6 predict batched, 7 replicas; ``--levers``:
+float32 settings. TensorFlow (14 s) starts after run's CPU settings; pooch only in functions (0.6 s per imgrec command).
 """
 from __future__ import annotations
 
@@ -28,19 +21,14 @@ from ..quiet import import_tensorflow
 
 _line = functools.partial(print, flush=True)
 LEVER_PROCESSES: dict[str, dict[str, str]] = {  # read when TensorFlow starts: one process each, taking turns
-    "oneDNN off": {"TF_ENABLE_ONEDNN_OPTS": "0"},
-    "oneDNN on": {"TF_ENABLE_ONEDNN_OPTS": "1"},
+    "oneDNN off": {"TF_ENABLE_ONEDNN_OPTS": "0"}, "oneDNN on": {"TF_ENABLE_ONEDNN_OPTS": "1"},
     "oneDNN off, 1 inter-op thread": {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_NUM_INTEROP_THREADS": "1"},
-    "oneDNN on, 1 inter-op thread": {"TF_ENABLE_ONEDNN_OPTS": "1", "TF_NUM_INTEROP_THREADS": "1"},
-}
+    "oneDNN on, 1 inter-op thread": {"TF_ENABLE_ONEDNN_OPTS": "1", "TF_NUM_INTEROP_THREADS": "1"}}
 LEVER_FITS: dict[str, dict[str, Any]] = {  # arguments of _epoch_rate, measured in one process, taking turns
     "NumPy arrays, batch 64": {"batch": 64},
     "steps_per_execution=16, batch 64": {"batch": 64, "steps_per_execution": 16},
-    "tf.data + prefetch, batch 64": {"batch": 64, "pipeline": True},
-    "NumPy arrays, batch 128": {"batch": 128},
-    "NumPy arrays, batch 256": {"batch": 256},
-    "plain Keras: NumPy arrays, batch 32": {"batch": 32},
-}
+    "tf.data + prefetch, batch 64": {"batch": 64, "pipeline": True}, "NumPy arrays, batch 128": {"batch": 128},
+    "NumPy arrays, batch 256": {"batch": 256}, "plain Keras: NumPy arrays, batch 32": {"batch": 32}}
 
 
 def _seconds(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> float:
@@ -70,8 +58,8 @@ def _cifar(home: Any, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _epoch_rate(x: np.ndarray, y: np.ndarray, precision: str = "float32", batch: int = 64, strategy: Any = None,
                 steps_per_execution: int = 1, pipeline: bool = False) -> Callable[[], float]:
-    """The reference CNN compiled (under ``strategy``) and warmed up on the first 2,048 images; returns a function
-    that trains one epoch of ``x`` and gives its images/s (figures 1 and 7, the levers)."""
+    """The reference CNN compiled under ``strategy`` and warmed up on 2,048 images; returns a function that trains
+    one epoch of ``x`` and gives its images/s (figures 1 and 7, the levers)."""
     import keras  # TensorFlow: see the module docstring
     import tensorflow as tf
 
@@ -93,20 +81,17 @@ def _epoch_rate(x: np.ndarray, y: np.ndarray, precision: str = "float32", batch:
 
 def _replica_throughput(x: np.ndarray, y: np.ndarray, precision: str, devices: list[str],
                         rounds: int = 3) -> dict[str, float]:
-    """Figure 7: images/s on each device alone (``"CPU:0"``) and mirrored over the first 2, 3, ... (``"2 replicas"``;
-    batch 64 per replica)."""
+    """Figure 7: images/s on each device alone (``"CPU:0"``) and mirrored over the first 2, 3... (``"2 replicas"``)."""
     import tensorflow as tf  # see the module docstring
 
     strategies: dict[str, Any] = {d.rsplit("device:", 1)[-1]: tf.distribute.OneDeviceStrategy(d) for d in devices}
-    for count in range(2, len(devices) + 1):
-        strategies[f"{count} replicas"] = tf.distribute.MirroredStrategy(devices[:count])
+    strategies |= {f"{n} replicas": tf.distribute.MirroredStrategy(devices[:n]) for n in range(2, len(devices) + 1)}
     return _median_turns({name: _epoch_rate(x, y, precision, 64 * strategy.num_replicas_in_sync, strategy)
-                          for name, strategy in strategies.items()}, rounds)
+                          for name, strategy in strategies.items()}, rounds)  # batch 64 per replica
 
 
 def _lever_worker(spec: dict[str, Any]) -> dict[str, float]:
-    """Images/s of the float32 reference CNN for each of ``spec["fits"]`` (names of :data:`LEVER_FITS`) on
-    ``spec["images"]`` images, median of ``spec["rounds"]`` epochs taking turns."""
+    """Images/s of the float32 reference CNN for each of ``spec["fits"]`` (:data:`LEVER_FITS`), as in :func:`levers`."""
     _, x, y = _cifar(spec["data_home"], int(spec["images"]))
     return _median_turns({name: _epoch_rate(x, y, **LEVER_FITS[name]) for name in spec["fits"]}, int(spec["rounds"]))
 
@@ -155,19 +140,17 @@ def _time_to_80(home: Any, precision: str, quick: bool, epochs: int = 15, time_l
         image = tf.image.resize_with_crop_or_pad(tf.image.random_flip_left_right(image), 36, 36)
         return tf.image.random_crop(image, (32, 32, 3)), label
 
-    def to_float(images: Any, labels: Any) -> tuple[Any, Any]:
-        return tf.cast(images, tf.float32) / 255.0, tf.one_hot(tf.cast(labels[:, 0], tf.int32), 10)
-
     train = (tf.data.Dataset.from_tensor_slices((x_train, y_train)).shuffle(50_000, seed=0)
              .map(augment, num_parallel_calls=tf.data.AUTOTUNE).batch(256, drop_remainder=True)
-             .map(to_float, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
+             .map(lambda images, labels: (tf.cast(images, tf.float32) / 255.0,
+                                          tf.one_hot(tf.cast(labels[:, 0], tf.int32), 10)),
+                  num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
     x_eval = x_test.astype(np.float32) / 255.0
     schedule = keras.optimizers.schedules.CosineDecay(0.0, steps * (epochs - 1), warmup_target=0.1, warmup_steps=steps)
     model = models.build_fast_cnn(precision=precision, widths=(32, 64, 128))
     model.compile(optimizer=keras.optimizers.SGD(schedule, momentum=0.9, nesterov=True, weight_decay=5e-4),
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.1), metrics=["accuracy"])
-    curve = []
-    trained = 0.0
+    curve, trained = [], 0.0
     for epoch in range(epochs):
         trained += _seconds(model.fit, train, epochs=1, verbose=0, shuffle=False)  # the dataset shuffles itself
         accuracy = float((model.predict(x_eval, batch_size=1000, verbose=0).argmax(1) == y_test[:, 0]).mean())
@@ -188,18 +171,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true",
                         help="smaller measurements, without the time-to-80%% recipe: a few minutes on 2 cores")
     parser.add_argument("--data-home", metavar="DIR", help="datasets and weights (default: $IMGREC_DATA_HOME or data/)")
-    parser.add_argument("--levers", action="store_true",
-                        help="only measure the per-epoch levers of float32 training (oneDNN, threads, "
-                             "steps_per_execution, tf.data, batch size)")
-    parser.add_argument("--cpu-devices", type=int, default=1, metavar="N",
-                        help="split the CPU into N logical devices, to measure MirroredStrategy over them where "
-                             "there is no GPU (figure 7; default 1)")
-    parser.add_argument("--emulate-avx2", action="store_true",
-                        help="stand in for a laptop CPU without AVX-512/bfloat16 (e.g. AMD EPYC): float32, oneDNN "
-                             "capped at AVX2, plain Keras with oneDNN off (TensorFlow's default on AMD CPUs)")
+    parser.add_argument("--levers", action="store_true", help="only measure the per-epoch levers of float32 training "
+                        "(oneDNN, threads, steps_per_execution, tf.data, batch size)")
+    parser.add_argument("--cpu-devices", type=int, default=1, metavar="N", help="split the CPU into N logical devices, "
+                        "to measure MirroredStrategy over them where there is no GPU (figure 7; default 1)")
+    parser.add_argument("--emulate-avx2", action="store_true", help="stand in for a laptop CPU without "
+                        "AVX-512/bfloat16 (e.g. AMD EPYC): float32, oneDNN capped at AVX2, plain Keras with oneDNN "
+                        "off (TensorFlow's default on AMD CPUs)")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``python -m imgrec_helpers.course.bench``, and the ``--levers`` worker processes."""
     parser = argparse.ArgumentParser(prog="imgrec bench", description="the course's speed against plain Keras")
     add_arguments(parser)
     parser.add_argument("--lever-worker", help=argparse.SUPPRESS)
@@ -260,9 +242,8 @@ def run(args: argparse.Namespace) -> int:
           f"TensorFlow's defaults): {speedup:.2f}x ({how})")
     _line(f"3. reference recipe (30 epochs x 50,000 images, batch 64) projected: {30 * 50_000 / course:,.0f} s "
           f"(original lesson: 1,298 s)")
-    summary = dict.fromkeys(("train_speedup", "time_to_80", "ref_recipe", "transfer64", "infer_speedup",
-                             "predict_batched", "predict_single", "replicas"), "n/a")
-    summary.update(train_speedup=f"{speedup:.1f}x", ref_recipe=f"{30 * 50_000 / course:.0f}s")
+    summary = {"train_speedup": f"{speedup:.1f}x", "time_to_80": "n/a", "ref_recipe": f"{30 * 50_000 / course:.0f}s",
+               **dict.fromkeys(("transfer64", "infer_speedup", "predict_batched", "predict_single", "replicas"), "n/a")}
     preprocess = keras.applications.mobilenet.preprocess_input
     images = x_train[:512 if args.quick else 2048].repeat(7, axis=1).repeat(7, axis=2)  # 32 -> 224 px
 
@@ -310,8 +291,7 @@ def run(args: argparse.Namespace) -> int:
                 keras.config.set_dtype_policy(previous)
             model.predict(batch[:32], batch_size=32, verbose=0)  # warm up
             runs[name] = lambda model=model: len(batch) / _seconds(model.predict, batch, batch_size=32, verbose=0)
-        speeds = _median_turns(runs)
-        plain_ips, course_ips = speeds["plain"], speeds["course"]
+        plain_ips, course_ips = _median_turns(runs).values()
         _line(f"5. pretrained MobileNet (alpha 0.25) inference at 224 px: course {course_ips:,.0f} images/s vs plain "
               f"float32 {plain_ips:,.0f} images/s: {course_ips / plain_ips:.2f}x ({precision} vs float32, batch 32)")
         return {"infer_speedup": f"{course_ips / plain_ips:.1f}x"}
@@ -340,8 +320,7 @@ def run(args: argparse.Namespace) -> int:
     for key, figure in figures.items():
         try:
             summary.update(figure())
-        except (ImgrecError, OSError) as exc:
-            summary[key] = "n/a"
+        except (ImgrecError, OSError) as exc:  # its summary value stays n/a
             reasons.append(f"{key}: n/a because {exc}")
     for reason in reasons:
         _line(reason)

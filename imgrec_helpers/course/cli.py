@@ -1,11 +1,6 @@
-"""The ``imgrec`` command: ``run`` the course, ``data fetch/check``, ``report`` a run, ``predict`` images,
-``evaluate`` a model on a labelled folder, ``bench``, and ``lab`` (JupyterLab on the student's own copies).
-
-Errors are one ``error:`` line on standard error (exit status 2, no traceback): bad arguments and paths, checked
-before TensorFlow starts quietly (:mod:`imgrec_helpers.quiet`), and what the operating system refuses
-(:func:`imgrec_helpers.errors.describe_os_error`). Options may come anywhere among the positional arguments; a closed
-standard output (``imgrec predict ... | head``) stops it quietly; every line printed is one terminal line.
-To add a command: its options in :func:`parse_args`, its function in ``_COMMANDS``.
+"""The ``imgrec`` command: ``run``, ``data fetch/check``, ``report``, ``predict``, ``evaluate``, ``bench``, ``lab``.
+Errors (bad arguments and paths, checked before TensorFlow starts; what the OS refuses) are one ``error:`` line, exit
+status 2; every line printed is one terminal line. A new command: its options in parse_args, its function in _COMMANDS.
 """
 from __future__ import annotations
 
@@ -35,24 +30,22 @@ class _Parser(argparse.ArgumentParser):
 
 def _number(low: float = 0, high: float = math.inf, seconds: bool = False) -> Callable[[str], float]:
     """An argparse type: a whole number in ``low..high``, or with ``seconds`` a positive, finite number."""
-    rule = ("be a positive, finite number of seconds, e.g. 3600" if seconds
-            else f"be at least {low}" if high == math.inf else f"lie in {low}..{high}")
-
     def convert(text: str) -> float:
         try:
             value = float(text) if seconds else int(text)
         except ValueError:
-            kind = "number of seconds" if seconds else "whole number"
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind}") from None
-        if not (0 < value < math.inf if seconds else low <= value <= high):
-            raise argparse.ArgumentTypeError(f"{text} must {rule}")
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {'number of seconds' if seconds else 'whole number'}")
+        if seconds and not 0 < value < math.inf:
+            raise argparse.ArgumentTypeError(f"{text} must be a positive, finite number of seconds, e.g. 3600")
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{text} must " + (f"lie in {low}..{high}" if high < math.inf
+                                                                  else f"be at least {low}"))
         return value
     return convert
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """``imgrec`` arguments; a command's options may be mixed with its positional arguments (argparse's
-    intermixed parsing, e.g. ``imgrec predict MODEL --top 5 IMAGE...``)."""
+    """``imgrec`` arguments, a command's options anywhere among its positional ones (``predict M --top 5 IMAGE``)."""
     parser = _Parser(prog="imgrec", description="Image recognition with transfer learning: the course.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     commands = {name: sub.add_parser(name, help=text) for name, text in [
@@ -223,8 +216,7 @@ def _interrupt(signum: int, frame: object) -> None:
 
 
 def _stdout_closed() -> int:
-    """Python's documented handling of a closed pipe: stop quietly, with standard output on /dev/null so the
-    interpreter's last flush does not fail again."""
+    """A closed pipe (``imgrec predict ... | head``): stop quietly; stdout on /dev/null, or the last flush fails."""
     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 1
 

@@ -72,8 +72,7 @@ class Predictor:
 
 
 def check_model_spec(spec: str) -> str:
-    """``"litert"`` for a whole ``.tflite`` file, ``"saved"`` for a readable ``.keras`` file, ``"imagenet"`` for a
-    known model name, or one line; no TensorFlow needed (``imgrec predict``, ``imgrec evaluate``)."""
+    """``imgrec predict``'s MODEL, checked without TensorFlow: ``"litert"``, ``"saved"``, ``"imagenet"`` or one line."""
     if spec.endswith(".tflite"):
         check_tflite_file(spec)
         return "litert"
@@ -123,8 +122,7 @@ class LiteRTModel:
 
 
 def load_predictor(spec: str, data_home: str | os.PathLike | None = None) -> Predictor:
-    """A ``.keras`` file saved by the course, a ``.tflite`` file exported in lesson 07, or a pretrained ImageNet
-    model's name (``vgg16``...), loaded, with its input size and class names checked (one line otherwise)."""
+    """``imgrec predict``'s and ``evaluate``'s MODEL loaded, its input size and class names checked (one line)."""
     kind, path = check_model_spec(spec), Path(spec)
     if kind == "imagenet":
         applications.prepare_keras_cache(sources.data_home(data_home))
@@ -150,8 +148,7 @@ def load_predictor(spec: str, data_home: str | os.PathLike | None = None) -> Pre
 
 
 def predict(spec: str, arguments: Sequence[str], k: int, data_home: str | None = None) -> Result:
-    """``imgrec predict``: the top-``k`` labels of each image, a folder standing for the image files directly in
-    it. The model and every path are checked before TensorFlow starts (LiteRT needs none)."""
+    """``imgrec predict``: top-``k`` labels per image (a folder: its own files); checked before TensorFlow starts."""
     kind, files = check_model_spec(spec), []
     for argument in arguments:
         if not os.path.isdir(argument):
@@ -178,8 +175,7 @@ def evaluate(spec: str, root: str | os.PathLike) -> Iterator[tuple[str, int, int
         raise ModelError(f"{spec}: has no class names stored; evaluate needs a classifier saved with "
                          "persistence.save_model(..., class_names=...)")
     folders = data.class_folders(root)  # a clear error for a missing, empty or one-class folder
-    unknown = [name for name in folders if name not in names]
-    if unknown:  # a typo or another data set's folders: a clear error, not a meaningless score
+    if unknown := [name for name in folders if name not in names]:  # a typo or another set's: not a meaningless score
         raise DataError(f"{root}: folder(s) {', '.join(unknown)} are not classes of {Path(spec).name} "
                         f"({', '.join(names)}); rename them to the model's class names")
     images = {name: data.list_images(Path(root) / name, recursive=True) for name in folders}
