@@ -30,8 +30,8 @@ _SETTING_RULES: dict[str, tuple[bool, float, float | None]] = {  # Lesson.settin
 
 def check_parameter(name: str, value: Any, *, whole: bool = False, minimum: float = 0,
                     maximum: float | None = None, above_minimum: bool = False) -> Any:
-    """A notebook parameter checked before Keras or NumPy sees it (lessons 04, 06, 07, ``imgrec bench``); returns
-    ``value``, or raises a one-line :class:`ImgrecError` such as ``EPOCHS = -1: use a whole number of at least 1``."""
+    """A notebook parameter checked before Keras or NumPy sees it (setup cells, lessons 04, 06, 07, ``imgrec bench``):
+    returns ``value`` or raises a one-line :class:`ImgrecError`: ``EPOCHS = -1: use a whole number of at least 1``."""
     if broken := _broken_rule(value, whole=whole, minimum=minimum, maximum=maximum, above_minimum=above_minimum):
         raise ImgrecError(f"{name} = {_shown(value)}: use {broken}")
     return value

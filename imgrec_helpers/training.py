@@ -1,5 +1,5 @@
 """Training plumbing around lessons 02, 04, 05's ``fit``: CPU speed, precision, ``tf.distribute`` devices, arithmetic.
-TensorFlow (about 10 s to import) is imported inside the functions that need it: :mod:`.quiet` imports this first."""
+TensorFlow (10 s to import) is imported only in the functions that need it: ``imgrec`` and :mod:`.quiet` import this."""
 from __future__ import annotations
 
 import os
