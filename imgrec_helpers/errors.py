@@ -1,9 +1,5 @@
-"""Errors the course reports to people, each as one line: what went wrong, which file, what to do.
-
-Helpers raise :class:`ImgrecError` (or a subclass) for problems a student can fix. ``imgrec`` prints it without a
-traceback, and so does a notebook (IPython; ``%tb`` still shows the frames); other exceptions keep their traceback.
-An :class:`OSError` (full or read-only disk, no permission) is explained in one line by :func:`describe_os_error`.
-"""
+"""One-line errors: what went wrong, which file, what to do. ``imgrec`` and notebooks (``%tb`` still shows the frames)
+print an :class:`ImgrecError` without traceback; :func:`describe_os_error` explains an OSError (full disk, ...)."""
 from __future__ import annotations
 
 import errno
@@ -18,8 +14,7 @@ class ImgrecError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(str(message).split()))
 
-    def _render_traceback_(self) -> list[str]:
-        """What IPython shows for this exception instead of a traceback: its one line."""
+    def _render_traceback_(self) -> list[str]:  # what IPython shows for this exception instead of a traceback
         return [f"{type(self).__name__}: {self}"]
 
 
@@ -40,8 +35,7 @@ class ModelError(ImgrecError):
 
 
 class FileSystemError(ImgrecError):
-    """The operating system refused to read or write a file (every writer through :mod:`.persistence`, the runner,
-    ``imgrec``); ``errno`` keeps its error number (e.g. ``errno.ENOSPC``), or None."""
+    """The OS refused to read or write a file (:mod:`.persistence`, runner, ``imgrec``); ``errno``: its number/None."""
 
     def __init__(self, message: str, errno: int | None = None) -> None:
         super().__init__(message)
@@ -60,8 +54,8 @@ _OS_ERRORS: dict[int, tuple[str, str]] = {  # errno: (what it means, what to do)
     errno.ENAMETOOLONG: ("file name too long for the file system", "use a shorter path or file name"),
     errno.ENOTDIR: ("a part of the path is a file, not a folder", "check the path"),
     errno.EISDIR: ("is a folder, not a file", "pass a file"),
-    errno.EEXIST: ("already exists and is not a folder", "remove or rename it, or choose another path"),
     errno.ENOENT: ("no such file or folder", "check the path"),
+    errno.EEXIST: ("already exists and is not a folder", "remove or rename it, or choose another path"),
     errno.ELOOP: ("too many levels of symbolic links (a link loop)", "fix or remove the symbolic link"),
     errno.EIO: ("input/output error", "the disk or network drive may be failing; copy the file elsewhere and retry"),
     errno.EMFILE: ("too many open files", "close other programs or raise the limit (ulimit -n)"),
@@ -70,41 +64,30 @@ _OS_ERRORS: dict[int, tuple[str, str]] = {  # errno: (what it means, what to do)
 }
 
 
-def _errno_of(exc: OSError) -> int | None:
-    """The error number, also from libraries that only put it in the text (h5py: ``errno = 28``)."""
+def _errno_of(exc: OSError) -> int | None:  # also from libraries that only put it in the text (h5py: ``errno = 28``)
     match = re.search(r"errno\s*=\s*(\d+)", str(exc)) if exc.errno is None else None
     return int(match.group(1)) if match else exc.errno
 
 
-def mount_point(path: Path) -> Path | None:
-    """The mount point of the file system that holds ``path`` (or its nearest existing parent); also the runner's."""
+def mount_point(path: Path) -> Path:
+    """The mount point of the file system that holds ``path`` (or its nearest existing parent; also the runner's)."""
     p = Path(os.path.abspath(path))
-    try:
-        while not p.exists() and p != p.parent:
-            p = p.parent
-        while not os.path.ismount(p) and p != p.parent:
-            p = p.parent
-    except OSError:
-        return None
+    while not os.path.ismount(p) and p != p.parent:  # ismount: False, never an error, for a missing or unreadable path
+        p = p.parent
     return p
 
 
 def describe_os_error(exc: OSError, path: str | os.PathLike | None = None, action: str | None = None) -> str:
-    """One line: ``"cannot write /mnt/usb/run/manifest.json: no space left on device: the disk is full (ENOSPC,
-    disk mounted at /mnt/usb); free some space ..."``; ``path`` defaults to the error's file name."""
+    """One line (every writer, ``imgrec``): ``"cannot write /mnt/usb/run/manifest.json: no space left on device: the
+    disk is full (ENOSPC, disk mounted at /mnt/usb); free some space ..."``; ``path`` defaults to the error's file."""
     where = path if path is not None else exc.filename
     number = _errno_of(exc)
     meaning, advice = _OS_ERRORS.get(number, (exc.strerror or str(exc) or type(exc).__name__,
                                               "check the path and try again"))
     name = errno.errorcode.get(number, f"errno {number}") if number is not None else "OSError"
     if number in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) and where is not None:
-        mount = mount_point(Path(where))
-        if mount is not None:
-            name += f", disk mounted at {mount}"
-    if where is None:
-        head = f"cannot {action or 'continue'}"
-    else:
-        head = f"cannot {action} {where}" if action else str(where)
+        name += f", disk mounted at {mount_point(Path(where))}"
+    head = f"cannot {action or 'continue'}" if where is None else f"cannot {action} {where}" if action else str(where)
     if exc.filename2 is not None and path is None:
         head += f" -> {exc.filename2}"
     return f"{head}: {meaning} ({name}); {advice}"

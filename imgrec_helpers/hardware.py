@@ -1,9 +1,5 @@
-"""What the course runs on: CPU model and flags, cores, memory, GPUs (lesson setup lines and result records,
-:func:`imgrec_helpers.training.choose_precision`, ``manifest.json``, ``imgrec bench``).
-
-Reads ``/proc/cpuinfo`` where there is one; asks TensorFlow for GPUs only when it is already imported, else
-``nvidia-smi``.
-"""
+"""What the course runs on: CPU model and flags (``/proc/cpuinfo`` where there is one), cores, memory, GPUs (setup
+lines, result records, :func:`imgrec_helpers.training.choose_precision`, ``manifest.json``, ``imgrec bench``)."""
 from __future__ import annotations
 
 import os
@@ -14,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 SIMD_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
-"""The CPU flags that matter for training speed, as quoted beside every timing."""
+"""The CPU flags that matter for training speed, as quoted beside every timing (lesson 07, ``imgrec bench``)."""
 
 
 def _cpuinfo_field(name: str) -> str | None:
@@ -26,18 +22,13 @@ def _cpuinfo_field(name: str) -> str | None:
 
 
 def cpu_model() -> str:
-    """The CPU's model name, e.g. ``"AMD EPYC 7B13"`` (``platform.processor()`` where no /proc/cpuinfo)."""
+    """The CPU's model name, e.g. ``"AMD EPYC 7B13"`` (lesson 07; ``platform.processor()`` without /proc/cpuinfo)."""
     return _cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 def cpu_flags() -> set[str]:
-    """The CPU's feature flags (``avx2``, ``amx_bf16``, ...); empty where they cannot be read."""
+    """The CPU's feature flags (``avx2``, ``amx_bf16``, ...; lesson 07); empty where they cannot be read."""
     return set((_cpuinfo_field("flags") or "").split())
-
-
-def has_native_bfloat16(flags: set[str] | None = None) -> bool:
-    """True on CPUs that compute bfloat16 natively (AVX512-BF16 or AMX)."""
-    return bool({"avx512_bf16", "amx_bf16"} & (cpu_flags() if flags is None else flags))
 
 
 def gpus() -> list[str]:
@@ -61,19 +52,16 @@ def info() -> dict[str, Any]:
         out["memory_gib"] = round(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**30, 1)
     except (ValueError, OSError, AttributeError):
         pass
-    out["gpus"] = gpus()
-    return out
+    return out | {"gpus": gpus()}
 
 
-def label(details: dict[str, Any] | None = None) -> str:
-    """A short label for tables: ``"CPU, 2 cores"`` or ``"GPU (1x), 16 cores"``."""
-    details = details if details is not None else {"gpus": gpus(), "cores": os.cpu_count()}
-    found = details.get("gpus") or []
-    kind = f"GPU ({len(found)}x)" if found else "CPU"
-    return f"{kind}, {details.get('cores')} cores"
+def label() -> str:
+    """A short label for setup lines and result records: ``"CPU, 2 cores"`` or ``"GPU (1x), 16 cores"``."""
+    found = gpus()
+    return f"{f'GPU ({len(found)}x)' if found else 'CPU'}, {os.cpu_count()} cores"
 
 
-def describe_cpu(flags: set[str] | None = None) -> str:
+def describe_cpu() -> str:
     """The CPU as quoted beside timings (``imgrec bench``): model, cores and the speed-relevant flags."""
-    shown = [f for f in SIMD_FLAGS if f in (cpu_flags() if flags is None else flags)] or ["no AVX2"]
+    shown = [f for f in SIMD_FLAGS if f in cpu_flags()] or ["no AVX2"]
     return f"{cpu_model()}, {os.cpu_count()} cores ({', '.join(shown)})"

@@ -1,29 +1,20 @@
-"""The course's own models, reused after a lesson has taught them (transfer-learning models are built in lesson 04).
-
-:func:`build_reference_cnn` is lesson 02's CNN (``tests/test_models.py`` proves the notebook's cell builds the same),
-rebuilt by lesson 05 and ``imgrec bench``; :func:`build_feature_head` is the head on saved pretrained features.
-Keras is imported inside the builders: importing it takes about 10 s, which importing this module must not cost.
-"""
+"""The course's own models, reused after lessons 02 and 04 taught them (lesson 05, ``imgrec bench``). Keras is imported
+inside the builders: importing it takes about 10 s, which importing this module must not cost."""
 from __future__ import annotations
 
 from typing import Any, Sequence
 
 import numpy as np
 
-REFERENCE_CNN_PARAMS = 1_250_858
-"""Trainable parameters of the reference architecture (lesson 02 asserts it)."""
+REFERENCE_CNN_PARAMS = 1_250_858  # trainable parameters of the reference architecture (lesson 02 asserts it)
 
 
 def build_reference_cnn(num_classes: int = 10, input_shape: tuple[int, int, int] = (32, 32, 3),
                         precision: str = "float32", name: str = "reference_cnn"):
-    """Lesson 02's CNN, as the original lesson defines it: two blocks of Conv2D(32 then 64, 3x3, same, relu) ->
-    Conv2D(3x3, relu) -> MaxPool(2) -> Dropout(0.25), then Flatten -> Dense(512, relu) -> Dropout(0.5) -> softmax.
-
-    ``precision`` is a Keras dtype policy given to each layer (no global setting changes); the softmax stays float32.
-    """
+    """Lesson 02's CNN, tested equal to the notebook's cell (lesson 05, ``imgrec bench``); ``precision`` is each
+    layer's Keras dtype policy (no global setting changes), the softmax stays float32."""
     import keras  # 10 s to import: only where needed (module docstring)
     from keras import layers
-
     p = precision
     stack: list[Any] = [keras.Input(shape=input_shape)]
     for filters in (32, 64):
@@ -35,14 +26,11 @@ def build_reference_cnn(num_classes: int = 10, input_shape: tuple[int, int, int]
     return keras.Sequential(stack, name=name)
 
 
-def build_fast_cnn(num_classes: int = 10, input_shape: tuple[int, int, int] = (32, 32, 3),
-                   precision: str = "float32", widths: tuple[int, int, int] = (64, 128, 256),
-                   name: str = "fast_cnn"):
-    """A faster-learning CNN for ``imgrec bench``'s time-to-80% figure: per width in ``widths`` two Conv2D +
-    batch normalisation + relu, then max pooling; global average pooling instead of the large Dense(512)."""
+def build_fast_cnn(num_classes: int = 10, input_shape: tuple[int, int, int] = (32, 32, 3), precision: str = "float32",
+                   widths: tuple[int, int, int] = (64, 128, 256), name: str = "fast_cnn"):
+    """A faster-learning CNN (batch norm, global average pooling) for ``imgrec bench``'s time-to-80% figure."""
     import keras  # 10 s to import: only where needed (module docstring)
     from keras import layers
-
     p = precision
     stack: list[Any] = [keras.Input(shape=input_shape)]
     for filters in widths:
@@ -57,14 +45,10 @@ def build_fast_cnn(num_classes: int = 10, input_shape: tuple[int, int, int] = (3
 
 def build_feature_head(feature_shape: int | Sequence[int], num_classes: int, hidden: int = 256,
                        dropout: float = 0.5, learning_rate: float = 1e-3, name: str = "head"):
-    """The compiled head on saved pretrained features (lesson 05's curve, ``imgrec bench``; lesson 04 in view).
-
-    Flatten -> Dense(``hidden``, relu; none if 0) -> Dropout -> one sigmoid unit for 2 classes (binary
-    cross-entropy), else softmax (sparse categorical cross-entropy); Adam at ``learning_rate``, metric accuracy.
-    """
+    """The compiled head on saved pretrained features (lesson 05's curve, ``imgrec bench``; lesson 04 in view): no
+    hidden layer if ``hidden`` is 0; one sigmoid unit for 2 classes, else softmax."""
     import keras  # 10 s to import: only where needed (module docstring)
     from keras import layers
-
     shape = (int(feature_shape),) if isinstance(feature_shape, (int, np.integer)) else tuple(map(int, feature_shape))
     binary = num_classes == 2
     stack: list[Any] = [keras.Input(shape=shape), layers.Flatten(name="flatten")]
@@ -73,9 +57,8 @@ def build_feature_head(feature_shape: int | Sequence[int], num_classes: int, hid
     stack.append(layers.Dense(1 if binary else num_classes, activation="sigmoid" if binary else "softmax",
                               name="output"))
     model = keras.Sequential(stack, name=name)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
-                  loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), metrics=["accuracy"],
+                  loss="binary_crossentropy" if binary else "sparse_categorical_crossentropy")
     return model
 
 

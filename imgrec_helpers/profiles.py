@@ -1,10 +1,6 @@
-"""The run profiles ``full``, ``quick`` (default) and ``smoke``: how much data and how many epochs each lesson uses.
-
-Every profile runs the same code on the same real data. A notebook's ``PROFILE`` parameter (``imgrec run --profile``)
-is turned into these settings by :func:`imgrec_helpers.running.start_lesson`. ``full``: the reference recipes (85.7
-minutes on a shared 2-core CPU in float32, README); ``quick``: the course in about 10 minutes on a 2-core laptop CPU
-in float32; ``smoke``: seconds per notebook, for tests.
-"""
+"""The run profiles (a notebook's ``PROFILE``, ``imgrec run --profile``), same code on the same real data: ``full``,
+the reference recipes (85.7 minutes on a shared 2-core CPU in float32, README); ``quick`` (default), the course in
+about 10 minutes on a 2-core laptop CPU in float32; ``smoke``, seconds per notebook, for tests."""
 from __future__ import annotations
 
 from typing import Any
@@ -13,11 +9,9 @@ from .errors import ImgrecError
 
 DEFAULT_PROFILE = "quick"
 
-_NAMES = ("full", "quick", "smoke")
 _TABLE: dict[str, tuple[Any, Any, Any]] = {  # setting: (full, quick, smoke); None = all
     # lesson 02; quick: all 50,000 (45,000 train, 5,000 validation) and all 10,000 test images
-    "train_images": (None, None, 2000),
-    "test_images": (None, None, 1000),
+    "train_images": (None, None, 2000), "test_images": (None, None, 1000),
     "epochs": (30, 3, 2),  # quick: 0.687-0.698 test accuracy (2 epochs: 0.644, too few)
     "batch_size": (64, 64, 64),
     "min_test_accuracy": (0.70, 0.65, 0.15),  # smoke: above chance (0.10): training did something
@@ -41,8 +35,7 @@ _TABLE: dict[str, tuple[Any, Any, Any]] = {  # setting: (full, quick, smoke); No
     # lesson 05; quick: 30 / 30 / 10 epochs, 22,000 images of scratch training
     "curve_sizes": ([100, 1000, 10000, 50000], [100, 300, 1000], [100, 500]),
     "curve_budget_images": (500_000, 10_000, 2000),  # scratch CNN: epochs = budget / size, clipped
-    "curve_min_epochs": (10, 5, 1),
-    "curve_max_epochs": (100, 30, 5),
+    "curve_min_epochs": (10, 5, 1), "curve_max_epochs": (100, 30, 5),
     "curve_test_images": (None, 2000, None),  # None = lesson 02's; quick: class-balanced, one s.e. about 1 point
     # lesson 06 (cloud vision APIs vs your own models)
     "api_photos": (None, 8, 3),  # photos of images/samples sent through every approach
@@ -58,7 +51,7 @@ _TABLE: dict[str, tuple[Any, Any, Any]] = {  # setting: (full, quick, smoke); No
     "deterministic": (False, False, True),
 }
 PROFILES: dict[str, dict[str, Any]] = {name: {key: values[i] for key, values in _TABLE.items()}
-                                       for i, name in enumerate(_NAMES)}
+                                       for i, name in enumerate(("full", "quick", "smoke"))}
 
 
 def profile_settings(profile: str) -> dict[str, Any]:

@@ -1,5 +1,4 @@
-"""Each lesson's setup cell: :func:`start_lesson`, the :class:`Lesson` it returns, and the checks of a notebook's
-parameters (every notebook)."""
+"""Each lesson's setup cell: :func:`start_lesson`, the :class:`Lesson` it returns, the checks of its parameters."""
 from __future__ import annotations
 
 import math
@@ -23,28 +22,26 @@ from .training import split_cpu, strategy_facts
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SEED = 42
-MAX_SEED = 2**32 - 1
-"""The largest seed NumPy and Keras take (``SEED`` and ``imgrec run --seed`` lie in 0..MAX_SEED)."""
+MAX_SEED = 2**32 - 1  # the largest seed NumPy and Keras take (SEED and imgrec run --seed lie in 0..MAX_SEED)
+_SETTING_RULES: dict[str, tuple[bool, float, float | None]] = {  # Lesson.setting's (whole, minimum, maximum)
+    "epochs": (True, 1, None), "batch_size": (True, 1, None), "train_images": (True, 1, None),
+    "min_test_accuracy": (False, 0, 1), "curve_sizes": (True, 1, None)}
 
 
 def check_parameter(name: str, value: Any, *, whole: bool = False, minimum: float = 0,
                     maximum: float | None = None, above_minimum: bool = False) -> Any:
-    """A notebook parameter checked before Keras or NumPy sees it (every setup cell; lessons 02, 04-07); returns
-    ``value``, or raises a one-line :class:`ImgrecError` such as ``EPOCHS = -1: use a whole number of at least 1``."""
-    broken = _broken_rule(value, whole=whole, minimum=minimum, maximum=maximum, above_minimum=above_minimum)
-    if broken:
+    """A notebook parameter checked before Keras or NumPy sees it (setup cells, lessons 04, 06, 07, ``imgrec bench``):
+    returns ``value`` or raises a one-line :class:`ImgrecError`: ``EPOCHS = -1: use a whole number of at least 1``."""
+    if broken := _broken_rule(value, whole=whole, minimum=minimum, maximum=maximum, above_minimum=above_minimum):
         raise ImgrecError(f"{name} = {_shown(value)}: use {broken}")
     return value
 
 
 def _broken_rule(value: Any, *, whole: bool = False, minimum: float = 0, maximum: float | None = None,
-                 above_minimum: bool = False) -> str | None:
-    """The rule in words (``"a whole number of at least 1"``) if ``value`` breaks it, else None."""
-    kind = numbers.Integral if whole else numbers.Real
-    ok = (not isinstance(value, bool) and isinstance(value, kind)
-          and (isinstance(value, numbers.Integral) or math.isfinite(value))
-          and (value > minimum if above_minimum else value >= minimum) and (maximum is None or value <= maximum))
-    if ok:
+                 above_minimum: bool = False) -> str | None:  # the rule in words if value breaks it, else None
+    if (not isinstance(value, bool) and isinstance(value, numbers.Integral if whole else numbers.Real)
+            and (isinstance(value, numbers.Integral) or math.isfinite(value))
+            and (value > minimum if above_minimum else value >= minimum) and (maximum is None or value <= maximum)):
         return None
     what, number = ("a whole number", "{:,}") if whole else ("a number", "{:g}")
     if maximum is not None:
@@ -52,20 +49,8 @@ def _broken_rule(value: Any, *, whole: bool = False, minimum: float = 0, maximum
     return f"{what} {'above' if above_minimum else 'of at least'} {number.format(minimum)}"
 
 
-def _shown(value: Any) -> str:
-    """``repr(value)``, cut to 40 characters (an error line stays one short line)."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-# How Lesson.setting checks a notebook's override of a profile setting: (whole, minimum, maximum)
-_SETTING_RULES: dict[str, tuple[bool, float, float | None]] = {
-    "epochs": (True, 1, None),
-    "batch_size": (True, 1, None),
-    "train_images": (True, 1, None),
-    "min_test_accuracy": (False, 0, 1),
-    "curve_sizes": (True, 1, None),
-}
+def _shown(value: Any) -> str:  # cut to 40 characters: an error line stays one short line
+    return repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
 
 
 @dataclass
@@ -80,43 +65,35 @@ class Lesson:
     settings: dict[str, Any] = field(repr=False)
 
     def path(self, *parts: str) -> Path:
-        """A path inside the run folder, its parent folders created (models/, features/, figures/...)."""
+        """A path inside the run folder, its parent folders created (lessons 01-07)."""
         p = self.run_dir.joinpath(*parts)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
     def setting(self, key: str, override: Any = None) -> Any:
-        """The profile's ``settings[key]``, or the notebook's override of it (``EPOCHS`` for ``"epochs"``; None keeps
-        the profile's), checked: a bad one is a one-line :class:`ImgrecError` naming it (lessons 02, 05)."""
+        """The notebook's override of ``settings[key]``, checked in one line (lessons 02, 05); None: the profile's."""
         if override is None:
             value = self.settings[key]
             return list(value) if isinstance(value, list) else value
-        name = key.upper()
         whole, minimum, maximum = _SETTING_RULES[key]
-        default = "all" if self.settings[key] is None else self.settings[key]
-        if key == "curve_sizes":
-            sizes = override if isinstance(override, (list, tuple)) else []
-            if not sizes or any(_broken_rule(v, whole=whole, minimum=minimum) for v in sizes):
-                raise ImgrecError(f"{name} = {_shown(override)}: use a list of training-set sizes, whole numbers "
-                                  f"of at least {minimum}, e.g. [100, 300, 1000], or None for the profile's value "
-                                  f"({default})")
-            return list(sizes)
-        try:
-            return check_parameter(name, override, whole=whole, minimum=minimum, maximum=maximum)
-        except ImgrecError as exc:
-            raise ImgrecError(f"{exc}, or None for the profile's value ({default})") from None
+        broken = None if key == "curve_sizes" else _broken_rule(override, whole=whole, minimum=minimum, maximum=maximum)
+        if key == "curve_sizes" and (not isinstance(override, (list, tuple)) or not override
+                                     or any(_broken_rule(v, whole=whole, minimum=minimum) for v in override)):
+            broken = f"a list of training-set sizes, whole numbers of at least {minimum}, e.g. [100, 300, 1000]"
+        if broken:
+            default = "all" if self.settings[key] is None else self.settings[key]
+            raise ImgrecError(f"{key.upper()} = {_shown(override)}: use {broken}, or None for the profile's value "
+                              f"({default})")
+        return list(override) if key == "curve_sizes" else override
 
     @property
     def verbose(self) -> int:
-        """``verbose`` for ``model.fit``: 1 (a live progress bar) in JupyterLab, 2 (one line per epoch)
-        when ``imgrec run`` or the tests execute the notebook headless (they set ``IMGREC_HEADLESS=1``)."""
+        """``model.fit``'s verbose (lessons 02, 04): 2, a line per epoch, headless (``IMGREC_HEADLESS=1``), else 1."""
         return 2 if os.environ.get("IMGREC_HEADLESS") == "1" else 1
 
     def record(self, name: str, *, kind: str = "model", precision: str = "float32", strategy: Any = None,
                **measured: Any) -> Path:
-        """Record one measured result in ``results/<name>.json`` (lessons 02-07; lesson 05 reads them), with the
-        lesson's number, profile, seed and hardware; ``strategy`` adds the ``tf.distribute`` facts the manifest
-        collects (:func:`imgrec_helpers.training.strategy_facts`)."""
+        """A result in ``results/<name>.json`` with the lesson's facts, hardware and ``strategy``'s (lessons 02-07)."""
         where = strategy_facts(strategy) if strategy is not None else {}
         return record_result(self.run_dir, name, kind=kind, lesson=self.number, profile=self.profile,
                              seed=self.seed, precision=precision, hardware=hardware.label(), **where, **measured)
@@ -133,41 +110,28 @@ def versions() -> dict[str, str]:
     return out
 
 
-def default_run_dir(profile: str) -> Path:
-    """Where a notebook run by hand in JupyterLab writes: ``runs/interactive-<profile>/``."""
-    return REPO_ROOT / "runs" / f"interactive-{profile}"
-
-
 def start_lesson(number: str, profile: str = DEFAULT_PROFILE, seed: int = DEFAULT_SEED,
                  run_dir: str | os.PathLike | None = None, data_home: str | os.PathLike | None = None,
                  quiet: bool = False, cpu_devices: int = 1) -> Lesson:
-    """The setup cell of every notebook, called before ``import keras``: TensorFlow started without its C++ log,
-    the profile, ``keras.utils.set_random_seed``, plot defaults, the run folder (``run_dir`` empty:
-    :func:`default_run_dir`, as in JupyterLab) and the data home. ``cpu_devices`` above 1 splits the CPU into
-    that many logical devices (:func:`imgrec_helpers.training.split_cpu`; lessons 02 and 05)."""
+    """Every notebook's setup cell, before ``import keras``: TensorFlow, profile, seed, plots, run folder (default:
+    ``runs/interactive-<profile>/``), data home; ``cpu_devices`` above 1 splits the CPU (lessons 02, 05)."""
     settings = profile_settings(profile)
-    try:
-        check_parameter("SEED", seed, whole=True, minimum=0, maximum=MAX_SEED)
-    except ImgrecError as exc:
-        raise ImgrecError(f"{exc} (the same number gives the same run)") from None
+    if broken := _broken_rule(seed, whole=True, minimum=0, maximum=MAX_SEED):
+        raise ImgrecError(f"SEED = {_shown(seed)}: use {broken} (the same number gives the same run)")
     check_parameter("CPU_DEVICES", cpu_devices, whole=True, minimum=1, maximum=64)
     import_tensorflow()  # before anything imports TensorFlow: no C++ start-up log in the notebook
     import tensorflow as tf  # here, not at the top: only after import_tensorflow filtered its start-up log
-
     split_cpu(cpu_devices)  # before TensorFlow runs anything, which fixes its devices
     tf.keras.utils.set_random_seed(int(seed))  # Python's random, NumPy and TensorFlow, as the lessons do in view
     if settings["deterministic"]:
         tf.config.experimental.enable_op_determinism()
-
-    matplotlib.rcParams.update({"figure.dpi": 80, "savefig.dpi": 100, "axes.grid": False,
-                                "figure.max_open_warning": 0})
-    run = Path(run_dir).expanduser().resolve() if run_dir else default_run_dir(profile)
+    matplotlib.rcParams.update({"figure.dpi": 80, "savefig.dpi": 100, "axes.grid": False, "figure.max_open_warning": 0})
+    run = Path(run_dir).expanduser().resolve() if run_dir else REPO_ROOT / "runs" / f"interactive-{profile}"
     try:
         run.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # RUN_DIR is a file, on a read-only disk, ...
         raise os_error(exc, exc.filename or run, "create the run folder") from None
-    lesson = Lesson(number=number, profile=profile, seed=seed, run_dir=run,
-                    data_home=_check_data_home(data_home), settings=settings)
+    lesson = Lesson(number, profile, seed, run, _check_data_home(data_home), settings)
     if not quiet:
         v = versions()
         print(f"Lesson {number} | profile {profile} | seed {seed} | TensorFlow {v['tensorflow']}, "
