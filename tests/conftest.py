@@ -1,16 +1,18 @@
 """Shared fixtures: a CIFAR-format archive made by the tests, the real data home when present, and the one
 smoke run of the whole course that tests/test_course.py checks."""
 from __future__ import annotations
-from imgrec_helpers.course import runner
 
+import atexit
 import functools
 import io
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,8 +22,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from imgrec_helpers.course import runner
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # the course's own default (imgrec_helpers/quiet.py)
 os.environ.setdefault("MPLBACKEND", "Agg")
+# The tests' own Keras cache, never the user's ~/.keras: set before Keras is imported (it reads KERAS_HOME once);
+# `imgrec run` and the notebooks' kernels inherit it. Fixtures that need an empty cache point it elsewhere.
+os.environ["KERAS_HOME"] = tempfile.mkdtemp(prefix="imgrec-tests-keras-")
+atexit.register(shutil.rmtree, os.environ["KERAS_HOME"], ignore_errors=True)
 
 REPO = Path(__file__).resolve().parent.parent
 PER_BATCH = 20  # images per fake batch: 5 train batches + 1 test batch
@@ -292,3 +300,15 @@ def smoke_run(_smoke_run_in_background) -> SmokeRun:
         time.sleep(1)
     run.load_outcome()
     return run
+
+
+@pytest.fixture
+def keras_home(tmp_path, monkeypatch) -> Path:
+    """An empty Keras cache, as on a fresh machine: Keras' home points into tmp_path for this test."""
+    from keras.src.backend import config
+
+    home = tmp_path / "keras_home"
+    home.mkdir()
+    monkeypatch.setattr(config, "_KERAS_DIR", str(home))  # what Keras read from KERAS_HOME when it was imported
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    return home

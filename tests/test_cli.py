@@ -145,10 +145,7 @@ def test_report_on_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert "not a run folder" in capsys.readouterr().err
 
 
-def test_predict_pretrained_by_name_carries_wnids(real_home, tmp_path, monkeypatch, capsys):
-    from keras.src.backend import config
-
-    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path / "keras_home"))  # a fresh Keras cache
+def test_predict_pretrained_by_name_carries_wnids(real_home, keras_home, capsys):
     coffee = real_home / "images" / "samples" / "skimage_coffee.jpg"
     assert cli.main(["predict", "mobilenet-0.25", str(coffee), "--top", "5", "--json",
                      "--data-home", str(real_home)]) == 0

@@ -25,18 +25,6 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
-def keras_home(tmp_path, monkeypatch) -> Path:
-    """An empty Keras cache, as on a fresh machine: Keras' home points into tmp_path for this test."""
-    from keras.src.backend import config
-
-    home = tmp_path / "keras_home"
-    home.mkdir()
-    monkeypatch.setattr(config, "_KERAS_DIR", str(home))  # what Keras read from KERAS_HOME when it was imported
-    monkeypatch.setenv("KERAS_HOME", str(home))
-    return home
-
-
-@pytest.fixture
 def empty_data_home(tmp_path, monkeypatch) -> Path:
     home = tmp_path / "data_home"
     home.mkdir()

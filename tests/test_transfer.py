@@ -192,18 +192,15 @@ def test_cifar_extractor_resizes_inside_the_model():
 
 
 @pytest.mark.realdata
-def test_real_dog_vs_notdog_on_new_photos(real_home, tmp_path, monkeypatch):
+def test_real_dog_vs_notdog_on_new_photos(real_home, keras_home, tmp_path, monkeypatch):
     """Lesson 04 part A on the real photos: the saved model tells the new dogs from the cats. VGG16's weights
     are made unavailable (an empty mirror, no network) so that the stand-in runs, as on a machine without them."""
     import keras
-    from keras.src.backend import config
 
     from imgrec_helpers import data, sources
 
     # the stand-in's weights (already there when the data home came from a mirror without VGG16)
     sources.fetch("keras/models/mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5", real_home)
-    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path / "keras_home"))
-    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))
     monkeypatch.setattr(applications, "can_reach", lambda url, timeout=3.0: False)
     (tmp_path / "empty_mirror").mkdir()
     monkeypatch.setenv("IMGREC_DATA_MIRROR", str(tmp_path / "empty_mirror"))
