@@ -36,8 +36,9 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".
                     ".heic", ".heif", ".ppm", ".pgm", ".pbm", ".pnm")
 """The endings (any case) of the image files a folder loader lists: the formats :func:`load_image` reads."""
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1", b"heif"}
-_UPRIGHT = {orientation: Image.Transpose[name] for orientation, name in enumerate((
-    "FLIP_LEFT_RIGHT", "ROTATE_180", "FLIP_TOP_BOTTOM", "TRANSPOSE", "ROTATE_270", "TRANSVERSE", "ROTATE_90"), start=2)}
+_UPRIGHT = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+            5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+            8: Image.Transpose.ROTATE_90}
 """EXIF orientation -> the turn that makes the pixels upright, as ``PIL.ImageOps.exif_transpose`` turns them."""
 MAX_IMAGE_SIZE = 16384
 
@@ -190,9 +191,13 @@ def channel_stats(images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per-channel mean and standard deviation of uint8 images on the [0, 1] scale (lesson 01), in chunks of
     float64 so that the training images need no 600 MB copy."""
     pixels = np.asarray(images).reshape(-1, 3)
-    chunks = (pixels[start:start + 5_000_000] / 255.0 for start in range(0, len(pixels), 5_000_000))
-    mean, mean_sq = np.sum([(chunk.sum(axis=0), (chunk ** 2).sum(axis=0)) for chunk in chunks], axis=0) / len(pixels)
-    return mean, np.sqrt(mean_sq - mean ** 2)
+    total, total_sq = np.zeros(3), np.zeros(3)
+    for start in range(0, len(pixels), 5_000_000):
+        chunk = pixels[start:start + 5_000_000] / 255.0
+        total += chunk.sum(axis=0)
+        total_sq += (chunk ** 2).sum(axis=0)
+    mean = total / len(pixels)
+    return mean, np.sqrt(total_sq / len(pixels) - mean ** 2)
 
 
 def stratified_subset(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
@@ -247,8 +252,9 @@ def load_image(path: str | os.PathLike, size: int | tuple[int, int] | None = Non
     target = image_size(size)
     path = check_image_file(path)
     try:
-        with warnings.catch_warnings(action="ignore", category=UserWarning):  # damaged metadata: no noise, an image
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # 89-179 million pixels: image or error
+        with warnings.catch_warnings():  # damaged metadata, 89-179 million pixels: an image or an error, no noise
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            warnings.simplefilter("ignore", UserWarning)
             with _open_image(path) as img:
                 if target is not None and img.format == "JPEG":
                     img.draft("RGB", (target[0] * 2, target[1] * 2))

@@ -9,11 +9,10 @@ import logging
 import math
 import os
 import platform
-import shutil
 import stat
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import IO, Any, Callable, Iterator, Sequence
 
 from jupyter_client.manager import AsyncKernelManager
 
@@ -34,7 +33,7 @@ SPEED_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "IMGREC_PRECIS
 
 
 def course_notebooks(folder: Path = NOTEBOOKS_DIR) -> list[Path]:
-    """The numbered notebooks (``01_*.ipynb`` ... ) in order (``imgrec run``, ``imgrec lab``, ``imgrec data``)."""
+    """The numbered notebooks (``01_*.ipynb`` ... ) in order."""
     return sorted(folder.glob("[0-9][0-9]_*.ipynb"))
 
 
@@ -43,7 +42,8 @@ def select_notebooks(names: Sequence[str], available: list[Path]) -> list[Path]:
     when none is named."""
     chosen: set[Path] = set()
     for name in names:
-        hits = {p for p in available if name == p.stem or p.name.startswith(f"{name}_") or Path(name).name == p.name}
+        hits = {p for p in available if name in (p.name, p.stem) or p.name.startswith(f"{name}_")
+                or Path(name).name == p.name}
         if not hits:
             raise ImgrecError(f"unknown notebook {name!r}; choose from: {', '.join(p.name for p in available)}")
         chosen |= hits
@@ -55,7 +55,8 @@ def _now() -> str:
 
 
 def _prepare_run_dir(run_dir: Path, resume: bool) -> tuple[dict[str, Any] | None, dict[str, str]]:
-    """Check the run folder before writing into it, then create it; returns its manifest and :func:`kernel_env`."""
+    """Check the run folder before anything is written into it, then create it; returns its previous manifest and
+    the kernels' environment (:func:`kernel_env`, its IPython profile under ``logs/``)."""
     try:
         is_dir = stat.S_ISDIR(os.stat(run_dir).st_mode)
     except FileNotFoundError:
@@ -87,9 +88,10 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
                timeout: float = DEFAULT_TIMEOUT, data_home: str | os.PathLike | None = None,
                report: bool = True, log: Callable[[str], None] = print,
                notebooks_dir: str | os.PathLike = NOTEBOOKS_DIR) -> dict[str, Any]:
-    """``imgrec run``: the notebooks in order with ``PROFILE``, ``SEED``, ``RUN_DIR`` (``DATA_HOME``), ``timeout`` s a
-    cell; ``resume`` skips those done in ``out``. Returns the manifest (rewritten after each notebook, marked failed or
-    interrupted whatever stops the run); raises :class:`ImgrecError` naming the failing notebook and cell."""
+    """``imgrec run``: the notebooks in order, with the parameters ``PROFILE``, ``SEED``, ``RUN_DIR`` (``DATA_HOME``),
+    one cell running ``timeout`` seconds at most; ``resume`` skips those that completed in ``out`` with the same
+    profile and seed. Returns the manifest (rewritten after each notebook, marked failed or interrupted whatever stops
+    the run); raises :class:`ImgrecError` naming the failing notebook and cell (and saying so when the disk is full)."""
     profile_settings(profile)  # validates the name
     try:
         timeout = float(timeout)
@@ -126,8 +128,10 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
         "profile": profile, "seed": seed, "settings": profile_settings(profile), "started": _now(),
         "versions": versions(), "hardware": hardware.info(),
         "cpu_settings": {k: env[k] for k in SPEED_VARIABLES if k in env},  # as the kernels see them
-        "data_home": str(_data_home(data_home)), "data": provenance(names, data_home),  # originals or a mirror's
-        "notebooks": {**{name: {"status": "pending"} for name in names}, **done}, "status": "running",
+        "data_home": str(_data_home(data_home)),
+        "data": provenance(names, data_home),  # public originals or a mirror's copies
+        "notebooks": {**{name: {"status": "pending"} for name in names}, **done},
+        "status": "running",
         "pid": os.getpid(), "host": platform.node(),  # a later reader can tell a killed run from a running one,
         "process": process_identity(os.getpid()),     # and the runner from a later process given its id
     }
@@ -150,24 +154,26 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
                 entry["status"], detail = _execute(nb_path, run_dir, params, timeout, env)
             finally:
                 entry["seconds"] = round(time.perf_counter() - t0, 1)
-            trained_on: list[str] = []  # the strategies the lesson's result records name, in words (the report's)
-            with contextlib.suppress(ImgrecError):  # a damaged record: lesson 05 and the report, reading all, say so
-                trained_on = sorted({describe_strategy(r) for r in load_results(run_dir, kind=None)
-                                     if r.get("lesson") == nb_path.stem[:2] and "replicas" in r})
-            entry.update((k, v) for k, v in (("error", detail), ("trained_on", trained_on)) if v)
+            if detail:
+                entry["error"] = detail
+            trained_on = _trained_on(run_dir, nb_path.stem[:2])
+            if trained_on:
+                entry["trained_on"] = trained_on
             write_manifest(manifest_path, manifest)
-            status = entry["status"]
-            log(f"{prefix}: {status if status == 'ok' else status.upper()} ({entry['seconds']:.1f} s)")
-            if status != "ok":
-                kept = run_dir / f"{nb_path.stem}.failed.ipynb"
-                failure = f"notebook {nb_path.name} {detail}" + (f"; executed copy: {kept}" if kept.is_file() else "")
-                break
+            if entry["status"] == "ok":
+                log(f"{prefix}: ok ({entry['seconds']:.1f} s)")
+                continue
+            kept = run_dir / f"{nb_path.stem}.failed.ipynb"
+            failure = f"notebook {nb_path.name} {detail}" + (f"; executed copy: {kept}" if kept.is_file() else "")
+            log(f"{prefix}: {entry['status'].upper()} ({entry['seconds']:.1f} s)")
+            break
     except BaseException as exc:  # Ctrl-C, kill, a full disk...: record it, keep every finished output
         stopped = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
-        error = {} if stopped == "interrupted" else {"error": str(exc) or type(exc).__name__}
         for nb in manifest["notebooks"].values():
             if nb.get("status") == "running":
-                nb.update(status=stopped, **error)
+                nb["status"] = stopped
+                if stopped == "failed":
+                    nb["error"] = str(exc) or type(exc).__name__
         manifest.update(status=stopped, ended=_now())
         with contextlib.suppress(ImgrecError):  # the error being raised already says what is wrong with the disk
             write_manifest(manifest_path, manifest)
@@ -190,36 +196,96 @@ def run_course(profile: str = DEFAULT_PROFILE, out: str | os.PathLike | None = N
     return manifest
 
 
+def _trained_on(run_dir: Path, number: str) -> list[str]:
+    """The distribution strategies lesson ``number``'s result records name, in words
+    (``["default strategy, 1 replica (CPU:0)"]``): the manifest's ``trained_on``, shown in the report."""
+    try:
+        records = load_results(run_dir, kind=None)
+    except ImgrecError:
+        return []  # a damaged record is reported by lesson 05 and the report, which read them all
+    return sorted({describe_strategy(r) for r in records if r.get("lesson") == number and "replicas" in r})
+
+
+def _kernel_manager(env: dict[str, str], log: IO[str]) -> type[AsyncKernelManager]:
+    """nbclient's kernel manager, starting the kernel with ``env`` (:func:`kernel_env`) instead of this process's
+    environment, and its own messages going to the notebook's ``log``."""
+
+    class KernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:
+            await super().start_kernel(env=env, stdout=log, stderr=log, **kw)
+
+    return KernelManager
+
+
+class _LogFile(logging.FileHandler):
+    """A notebook's ``logs/NAME.log``; a line it cannot write (a full disk) is dropped, not printed: the run's
+    own error says what is wrong."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def _papermill_log(path: Path) -> Iterator[IO[str]]:
+    """papermill's messages and each cell's output (``log_output``) into ``path``, not the terminal; yields the
+    file, for the kernel's own messages."""
+    logger = logging.getLogger("papermill")
+    try:
+        handler = _LogFile(path, mode="w", encoding="utf-8")
+    except OSError as exc:
+        raise os_error(exc, path, "write") from None
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield handler.stream
+    finally:
+        logger.removeHandler(handler)
+        with contextlib.suppress(OSError):  # a full disk: the run's own error says so
+            handler.close()
+        logger.setLevel(level)
+
+
+def _cells(path: Path) -> list[dict[str, Any]] | None:
+    """The cells of a complete notebook file; None for one cut short (by a full disk) or missing."""
+    try:
+        cells = json.loads(path.read_bytes()).get("cells")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return cells if isinstance(cells, list) else None
+
+
 def _first_line(text: object) -> str:
     return (str(text).strip().splitlines() or [""])[0]
 
 
 def _failing_cell(cells: list[dict[str, Any]], exc: BaseException | None) -> str:
-    """``code cell N [its first line]: ErrorType: message`` for the last cell papermill started, numbered as in the
-    source notebook: the cell's own error, else ``exc`` (a dead kernel); no error without exc (a timeout)."""
+    """``code cell N [its first line]: ErrorType: message`` for the last cell papermill started in an executed copy,
+    counted as in the source notebook: the cell's own error, else ``exc`` (a dead kernel); no error without exc."""
     code = [c for c in cells if c.get("cell_type") == "code"
             and "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
     started = [i for i, c in enumerate(code) if c.get("metadata", {}).get("papermill", {}).get("start_time")]
     if not started:
         return f"no cell: the kernel did not start ({type(exc).__name__}: {_first_line(exc)})"
-    cell = code[started[-1]]
-    source = _first_line("".join(cell.get("source", "")))
+    source = _first_line("".join(code[started[-1]].get("source", "")))
     place = f"code cell {started[-1] + 1}" + (f" [{source[:60]}]" if source else "")
     if exc is None:
         return place  # a timeout: the kernel's interruption is no error of the cell's
-    error = next((o for o in cell.get("outputs", []) if o.get("output_type") == "error"),
-                 {"ename": type(exc).__name__, "evalue": exc})  # no error output: the kernel died
+    error = next((o for o in code[started[-1]].get("outputs", []) if o.get("output_type") == "error"), None)
+    if error is None:
+        return f"{place}: {type(exc).__name__}: {_first_line(exc)}"
     return f"{place}: {error.get('ename')}: {_first_line(error.get('evalue', ''))}"
 
 
 def _disk_full(run_dir: Path, said: str) -> str | None:
     """A sentence when the disk holding ``run_dir`` is full (``said``, an error, says so, or almost nothing is free)."""
     try:
-        free: int | None = shutil.disk_usage(run_dir).free  # statvfs's f_bavail * f_frsize
+        st = os.statvfs(run_dir)
+        free = st.f_bavail * st.f_frsize
     except OSError:
         free = None
-    if not any(s in said for s in ("No space left on device", "ENOSPC", "Errno 28", "disk is full")) and (
-            free is None or free > 1 << 20):
+    said_full = any(s in said for s in ("No space left on device", "ENOSPC", "Errno 28", "disk is full"))
+    if not said_full and (free is None or free > 1 << 20):
         return None
     mount = mount_point(run_dir)
     where = f" (mounted at {mount}, {free // 1024} KB free)" if mount is not None and free is not None else ""
@@ -236,42 +302,21 @@ def _execute(nb_path: Path, run_dir: Path, params: dict[str, Any], timeout: floa
     from nbclient.exceptions import CellTimeoutError
 
     partial = run_dir / f".{nb_path.stem}.partial.ipynb"  # papermill writes it with open(): the umask's mode
-    failed, log_path = run_dir / f"{nb_path.stem}.failed.ipynb", run_dir / "logs" / f"{nb_path.stem}.log"
-    logger, error = logging.getLogger("papermill"), None
-    level = logger.level
+    failed = run_dir / f"{nb_path.stem}.failed.ipynb"
+    log_path = run_dir / "logs" / f"{nb_path.stem}.log"
+    error: Exception | None = None
     try:
-        try:  # papermill's messages and each cell's output (log_output) into logs/NAME.log, not the terminal
-            handler = logging.FileHandler(log_path, mode="w", encoding="utf-8")
-        except OSError as exc:
-            raise os_error(exc, log_path, "write") from None
-        handler.handleError = lambda record: None  # a line a full disk cannot take is dropped: the run's error says so
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-
-        class KernelManager(AsyncKernelManager):  # the kernel gets ``env``; its own messages go to the log too
-            async def start_kernel(self, **kw: Any) -> None:
-                await super().start_kernel(env=env, stdout=handler.stream, stderr=handler.stream, **kw)
-
-        try:
-            papermill.execute_notebook(nb_path, partial, params, kernel_name="python3", cwd=nb_path.parent,
-                                       progress_bar=False, log_output=True, execution_timeout=timeout,
-                                       kernel_manager_class=KernelManager)
-        except Exception as exc:  # a failing cell, a timeout, a dead kernel, a full disk: the copy tells which
-            error = exc
-            logger.error("%s: %s", type(exc).__name__, exc)
-        finally:
-            logger.removeHandler(handler)
-            logger.setLevel(level)
-            with contextlib.suppress(OSError):  # a full disk: the run's own error says so
-                handler.close()
-        try:
-            cells = json.loads(partial.read_bytes()).get("cells")
-        except (OSError, ValueError, AttributeError):  # cut short (by a full disk) or missing
-            cells = None
-        if isinstance(cells, list):  # only a complete executed copy replaces the previous one
+        with _papermill_log(log_path) as log:
+            try:
+                papermill.execute_notebook(
+                    nb_path, partial, params, kernel_name="python3", cwd=nb_path.parent, progress_bar=False,
+                    log_output=True, execution_timeout=timeout, kernel_manager_class=_kernel_manager(env, log))
+            except Exception as exc:  # a failing cell, a timeout, a dead kernel, a full disk: the copy tells which
+                error = exc
+                logging.getLogger("papermill").error("%s: %s", type(exc).__name__, exc)
+        cells = _cells(partial)
+        if cells is not None:  # only a complete executed copy replaces the previous one
             os.replace(partial, failed if error else run_dir / nb_path.name)
-        else:
-            cells = None
     finally:
         partial.unlink(missing_ok=True)
     if cells is not None and error is None:
@@ -291,9 +336,11 @@ def _execute(nb_path: Path, run_dir: Path, params: dict[str, Any], timeout: floa
 
 
 def kernel_env(folder: Path) -> dict[str, str]:
-    """Headless kernels' environment (``imgrec run``, the tests): the caller's plus ``IMGREC_HEADLESS=1``, C++ log level
-    3 and the CPU speed settings (:data:`~imgrec_helpers.training.CPU_ENVIRONMENT`) unless set, file-descriptor output
-    captured (by an IPython profile under ``folder``) as in JupyterLab; no ``MPLBACKEND`` (``Agg`` hides figures)."""
+    """The environment of headless kernels (``imgrec run``, the tests): the caller's, so that an executed notebook
+    shows what JupyterLab does: ``IMGREC_HEADLESS=1`` (one line per epoch); file-descriptor output captured (anything
+    TensorFlow's C++ code writes), from an IPython profile under ``folder`` that a user's start-up files cannot change;
+    TensorFlow's C++ log level 3 and the CPU speed settings (:data:`imgrec_helpers.training.CPU_ENVIRONMENT`) unless
+    set; no ``MPLBACKEND`` (``Agg``, common in CI, would leave the figures out: the kernel draws them inline)."""
     profile = Path(folder) / "ipython" / "profile_default"
     profile.mkdir(parents=True, exist_ok=True)
     (profile / "ipython_kernel_config.py").write_text("c.IPKernelApp.capture_fd_output = True  # as in JupyterLab\n")
