@@ -59,25 +59,34 @@ class Application:
         return getattr(self.keras_module(), self.constructor)
 
 
-def _registry() -> dict[str, Application]:
-    classic = "{}_weights_tf_dim_ordering_tf_kernels{}.h5"
-    apps = [Application(module.replace("_", ""), display, display, module, size, (size,), classic.format(module, ""),
-                        classic.format(module, "_notop"), top_mb, notop_mb, feature_layer=layer)
+def _mobilenets() -> list[Application]:
+    v1 = "mobilenet_{}_{{size}}_tf{}.h5"
+    v2 = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{}_{{size}}{}.h5"
+    return [
+        Application("mobilenet-1.0", "MobileNet (alpha 1.0)", "MobileNet", "mobilenet", 224, (128, 160, 192, 224),
+                    v1.format("1_0", ""), v1.format("1_0", "_no_top"), 16.4, 16.2, {"alpha": 1.0}),
+        Application("mobilenet-0.25", "MobileNet (alpha 0.25)", "MobileNet", "mobilenet", 224, (128, 160, 192, 224),
+                    v1.format("2_5", ""), v1.format("2_5", "_no_top"), 2.0, 1.0, {"alpha": 0.25}),
+        Application("mobilenetv2-1.0", "MobileNetV2 (alpha 1.0)", "MobileNetV2", "mobilenet_v2", 224,
+                    (96, 128, 160, 192, 224), v2.format("1.0", ""), v2.format("1.0", "_no_top"), 14, 9, {"alpha": 1.0}),
+        Application("mobilenetv2-0.35", "MobileNetV2 (alpha 0.35)", "MobileNetV2", "mobilenet_v2", 224,
+                    (96, 128, 160, 192, 224), v2.format("0.35", ""), v2.format("0.35", "_no_top"), 6.4, 2.0,
+                    {"alpha": 0.35}),
+    ]
+
+
+def _classics() -> list[Application]:
+    files = "{}_weights_tf_dim_ordering_tf_kernels{}.h5"
+    return [Application(module.replace("_", ""), display, display, module, size, (size,), files.format(module, ""),
+                        files.format(module, "_notop"), top_mb, notop_mb, feature_layer=layer)
             for display, module, size, top_mb, notop_mb, layer in (
-                ("VGG16", "vgg16", 224, 528, 56, "fc2"), ("ResNet50", "resnet50", 224, 98, 90, "avg_pool"),
+                ("VGG16", "vgg16", 224, 528, 56, "fc2"),
+                ("ResNet50", "resnet50", 224, 98, 90, "avg_pool"),
                 ("InceptionV3", "inception_v3", 299, 92, 84, "avg_pool"))]
-    for constructor, module, files, sizes, variants in (
-            ("MobileNet", "mobilenet", "mobilenet_{}_{{size}}_tf{}.h5", (128, 160, 192, 224),
-             ((1.0, "1_0", 16.4, 16.2), (0.25, "2_5", 2.0, 1.0))),
-            ("MobileNetV2", "mobilenet_v2", "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{}_{{size}}{}.h5",
-             (96, 128, 160, 192, 224), ((1.0, "1.0", 14, 9), (0.35, "0.35", 6.4, 2.0)))):
-        apps += [Application(f"{constructor.lower()}-{alpha}", f"{constructor} (alpha {alpha})", constructor, module,
-                             224, sizes, files.format(tag, ""), files.format(tag, "_no_top"), top_mb, notop_mb,
-                             {"alpha": alpha}) for alpha, tag, top_mb, notop_mb in variants]
-    return {app.name: app for app in apps}
 
 
-APPLICATIONS: dict[str, Application] = _registry()  # by name (lower case, dashes): lessons 03, 04, imgrec predict
+APPLICATIONS: dict[str, Application] = {app.name: app for app in _classics() + _mobilenets()}
+"""The Keras Applications the course knows, by name (lower case, dashes): lessons 03, 04, ``imgrec predict``."""
 
 
 def application(name: str) -> Application:
@@ -223,50 +232,64 @@ def _check_size(app: Application, include_top: bool, size: int) -> None:
 
 
 def _find(app: Application, include_top: bool, size: int,
-          data_home: str | os.PathLike | None) -> tuple[Path | None, str | None, str, str]:
-    """``app``'s cached weights file (fetched if need be), the ``weights`` argument for it, why, and whether fetched."""
-    cached, fetched = cached_weights(app.name, include_top, size), ""
+          data_home: str | os.PathLike | None) -> tuple[Path | None, str]:
+    """``app``'s cached weights file for these settings, fetched through the registry if need be, and a note
+    saying it was fetched just now (empty otherwise)."""
+    cached = cached_weights(app.name, include_top, size)
+    if cached is not None:
+        return cached, ""
     for file_name in dict.fromkeys([app.weight_file(include_top, size), app.weight_file(include_top, app.size)]):
-        if cached is None and fetch_weights(file_name, data_home) is not None:
-            cached, fetched = cached_weights(app.name, include_top, size), (
-                f" They were fetched just now from {sources.mirror() or 'their public address'} into the data home, "
-                "checked against the registered hash, and linked into that cache.")
-    if cached is None or cached.name == app.weight_file(include_top, size):
-        return cached, "imagenet", "", fetched
-    return cached, str(cached), (f" {cached.name} is for another input size; without the top the convolution "
-                                 f"weights fit any size, so its path is passed as weights=... for {size} x {size} px."
-                                 ), fetched
+        if fetch_weights(file_name, data_home) is None:
+            continue
+        return cached_weights(app.name, include_top, size), (
+            f" They were fetched just now from {sources.mirror() or 'their public address'} into the data home, "
+            "checked against the registered hash, and linked into that cache.")
+    return None, ""
+
+
+def _weights_argument(app: Application, cached: Path, include_top: bool, size: int) -> tuple[str, str]:
+    """``("imagenet", "")`` when the cached file is the one Keras looks for, else its path and why that works."""
+    if cached.name == app.weight_file(include_top, size):
+        return "imagenet", ""
+    return str(cached), (f" {cached.name} is for another input size; without the top the convolution weights fit "
+                         f"any size, so its path is passed as weights=... for {size} x {size} px.")
 
 
 def choose(name: str, fallback: str | None = None, *, include_top: bool = True, size: int | None = None,
            or_random: bool = False, data_home: str | os.PathLike | None = None) -> Choice:
-    """Which model a lesson runs on, and why (lessons 03, 04, 06, 07): ``name`` if its ImageNet weights can be had,
-    else ``fallback`` if its can, else with ``or_random`` random weights, else a one-line :class:`WeightsError`."""
+    """Which model a lesson runs on, and why (lessons 03, 04, 06, 07): ``name`` when its ImageNet weights are in
+    the Keras cache, can be fetched into the data home, or Keras can download them; else ``fallback`` when its
+    weights can be had; else, with ``or_random``, ``name`` with random weights; else a one-line
+    :class:`WeightsError`. With ``include_top`` the ImageNet labels file must be available too."""
     app = application(name)
     size = int(size) if size else app.size
     _check_size(app, include_top, size)
-    cached, weights, note, fetched = _find(app, include_top, size, data_home)
-    file_name, mb = app.weight_file(include_top, size), app.download_mb(include_top)
+    cached, fetched = _find(app, include_top, size, data_home)
+    file_name = app.weight_file(include_top, size)
     if cached is not None:
+        weights, note = _weights_argument(app, cached, include_top, size)
+        where = f"{app.display}'s ImageNet weights ({cached.name}) are in the Keras cache {keras_cache_dir()}"
         choice = Choice(app.name, app.name, app.display, weights, size, app.feature_layer,
-                        f"{app.display}'s ImageNet weights ({cached.name}) are in the Keras cache {keras_cache_dir()}"
-                        + (', so weights="imagenet" reads them from there.' if not note else ".") + note + fetched)
+                        where + (', so weights="imagenet" reads them from there.' if not note else ".")
+                        + note + fetched)
     elif not sources.mirror() and can_reach(KERAS_WEIGHTS_HOST):
         choice = Choice(app.name, app.name, app.display, "imagenet", size, app.feature_layer,
                         f"{app.display}'s ImageNet weights are not in the Keras cache {keras_cache_dir()} yet: Keras "
-                        f"downloads {file_name} (about {mb:g} MB) on first use and keeps it there.")
+                        f"downloads {file_name} (about {app.download_mb(include_top):g} MB) on first use and keeps "
+                        "it there.")
     elif fallback is not None:
         stand_in = application(fallback)
         fb_size = size if not include_top else stand_in.size
         _check_size(stand_in, include_top, fb_size)
-        found, weights, note, _ = _find(stand_in, include_top, fb_size, data_home)
+        found, _ = _find(stand_in, include_top, fb_size, data_home)
         if found is None:
             raise WeightsError(
                 f"neither {app.display}'s nor {stand_in.display}'s ImageNet weights are in the Keras cache "
-                f"{keras_cache_dir()}, and {_no_source()}: {file_name} (about {mb:g} MB) "
+                f"{keras_cache_dir()}, and {_no_source()}: {file_name} (about {app.download_mb(include_top):g} MB) "
                 f"or {stand_in.weight_file(include_top, fb_size)} (about {stand_in.download_mb(include_top):g} MB); "
                 f"run `{sources.FETCH_COMMAND}` where the internet (or a data mirror, {sources.MIRROR_ENV}) can be "
                 "reached")
+        weights, note = _weights_argument(stand_in, found, include_top, fb_size)
         choice = Choice(stand_in.name, app.name, stand_in.display, weights, fb_size, stand_in.feature_layer,
                         f"{app.display}'s ImageNet weights ({file_name}) are not in the Keras cache and "
                         f"{_no_source()}, so this lesson runs on {stand_in.display} instead, whose real ImageNet "

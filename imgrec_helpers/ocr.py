@@ -145,10 +145,14 @@ def _luminance(rgb: Any) -> np.ndarray:
     return np.asarray(rgb, dtype=np.float64) @ np.array([0.299, 0.587, 0.114])
 
 
-def render_text_images(photos: Sequence[str | os.PathLike], count: int, seed: int) -> list[TextImage]:
-    """``count`` images, seeded: one or two :data:`WORDS` in a random font, size (18-44 pixels), colour and rotation
-    (+-8 degrees) on a random crop (at least 320 x 128) of each photo in turn, half of them on a semi-transparent box
-    of contrasting shade, the others straight on the photo (lesson 06)."""
+def render_text_images(photos: Sequence[str | os.PathLike], count: int, seed: int, *,
+                       words: Sequence[str] = WORDS, fonts: Sequence[str] = tuple(FONTS),
+                       sizes: Sequence[int] = (18, 24, 32, 44), colours: Sequence[str] = tuple(TEXT_COLOURS),
+                       max_angle: float = 8.0, box_share: float = 0.5,
+                       crop: tuple[int, int] = (320, 128)) -> list[TextImage]:
+    """``count`` images, seeded: one or two ``words`` in a random font, size, colour and rotation (+-``max_angle``)
+    on a random crop (at least ``crop``) of each photo in turn, a share ``box_share`` on a semi-transparent box of
+    contrasting shade, the others straight on the photo (lesson 06)."""
     if count < 1 or not photos:
         raise OCRError("render_text_images needs at least one photo and count >= 1")
     rng = np.random.default_rng(seed)
@@ -158,13 +162,14 @@ def render_text_images(photos: Sequence[str | os.PathLike], count: int, seed: in
     out: list[TextImage] = []
     for i in range(count):
         name, photo = loaded[int(order[i % len(loaded)])]
-        text = " ".join(str(w) for w in rng.choice(np.asarray(WORDS, dtype=object),
-                                                   size=1 if rng.random() < 0.6 else 2, replace=False))
-        font_name = str(rng.choice(np.asarray(tuple(FONTS), dtype=object)))
-        size = int(rng.choice(np.asarray((18, 24, 32, 44))))
-        colour = str(rng.choice(np.asarray(tuple(TEXT_COLOURS), dtype=object)))
-        angle = round(float(rng.uniform(-8.0, 8.0)), 1)
-        box = bool(rng.random() < 0.5)
+        n_words = 1 if rng.random() < 0.6 else 2
+        text = " ".join(str(w) for w in rng.choice(np.asarray(words, dtype=object), size=n_words, replace=False))
+        font_name = str(rng.choice(np.asarray(fonts, dtype=object)))
+        size = int(rng.choice(np.asarray(sizes)))
+        colour = str(rng.choice(np.asarray(colours, dtype=object)))
+        angle = round(float(rng.uniform(-max_angle, max_angle)), 1)
+        box = bool(rng.random() < box_share)
+
         if (font_name, size) not in fonts_loaded:
             fonts_loaded[font_name, size] = ImageFont.truetype(str(font_file(font_name)), size)
         font = fonts_loaded[font_name, size]
@@ -178,11 +183,13 @@ def render_text_images(photos: Sequence[str | os.PathLike], count: int, seed: in
             draw.rectangle((0, 0, layer.width - 1, layer.height - 1), fill=shade)
         draw.text((pad - left, pad - top), text, font=font, fill=(*rgb, 255))
         layer = layer.rotate(angle, resample=Image.Resampling.BICUBIC, expand=True)
-        width, height = max(320, layer.width + 24), max(128, layer.height + 24)
+
+        width, height = max(crop[0], layer.width + 24), max(crop[1], layer.height + 24)
         scale = max(width / photo.width, height / photo.height, 1.0)
         source = photo if scale == 1.0 else photo.resize((int(np.ceil(photo.width * scale)),
                                                           int(np.ceil(photo.height * scale))))
-        x0, y0 = (int(rng.integers(0, room + 1)) for room in (source.width - width, source.height - height))
+        x0 = int(rng.integers(0, source.width - width + 1))
+        y0 = int(rng.integers(0, source.height - height + 1))
         canvas = source.crop((x0, y0, x0 + width, y0 + height)).convert("RGBA")
         px, py = ((int(rng.integers(8, room - 7)) if room > 16 else room // 2)
                   for room in (width - layer.width, height - layer.height))

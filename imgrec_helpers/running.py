@@ -49,8 +49,10 @@ def _broken_rule(value: Any, *, whole: bool = False, minimum: float = 0, maximum
     return f"{what} {'above' if above_minimum else 'of at least'} {number.format(minimum)}"
 
 
-def _shown(value: Any) -> str:  # cut to 40 characters: an error line stays one short line
-    return repr(value) if len(repr(value)) <= 40 else repr(value)[:37] + "..."
+def _shown(value: Any) -> str:
+    """``repr(value)``, cut to 40 characters (an error line stays one short line)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 @dataclass
@@ -71,20 +73,25 @@ class Lesson:
         return p
 
     def setting(self, key: str, override: Any = None) -> Any:
-        """The notebook's override of ``settings[key]``, checked in one line (lessons 02, 05); None: the profile's."""
+        """The profile's ``settings[key]``, or the notebook's override of it (``EPOCHS`` for ``"epochs"``; None keeps
+        the profile's), checked: a bad one is a one-line :class:`ImgrecError` naming it (lessons 02, 05)."""
         if override is None:
             value = self.settings[key]
             return list(value) if isinstance(value, list) else value
+        name = key.upper()
         whole, minimum, maximum = _SETTING_RULES[key]
-        broken = None if key == "curve_sizes" else _broken_rule(override, whole=whole, minimum=minimum, maximum=maximum)
-        if key == "curve_sizes" and (not isinstance(override, (list, tuple)) or not override
-                                     or any(_broken_rule(v, whole=whole, minimum=minimum) for v in override)):
-            broken = f"a list of training-set sizes, whole numbers of at least {minimum}, e.g. [100, 300, 1000]"
-        if broken:
-            default = "all" if self.settings[key] is None else self.settings[key]
-            raise ImgrecError(f"{key.upper()} = {_shown(override)}: use {broken}, or None for the profile's value "
-                              f"({default})")
-        return list(override) if key == "curve_sizes" else override
+        default = "all" if self.settings[key] is None else self.settings[key]
+        if key == "curve_sizes":
+            sizes = override if isinstance(override, (list, tuple)) else []
+            if not sizes or any(_broken_rule(v, whole=whole, minimum=minimum) for v in sizes):
+                raise ImgrecError(f"{name} = {_shown(override)}: use a list of training-set sizes, whole numbers "
+                                  f"of at least {minimum}, e.g. [100, 300, 1000], or None for the profile's value "
+                                  f"({default})")
+            return list(sizes)
+        try:
+            return check_parameter(name, override, whole=whole, minimum=minimum, maximum=maximum)
+        except ImgrecError as exc:
+            raise ImgrecError(f"{exc}, or None for the profile's value ({default})") from None
 
     @property
     def verbose(self) -> int:
@@ -116,8 +123,10 @@ def start_lesson(number: str, profile: str = DEFAULT_PROFILE, seed: int = DEFAUL
     """Every notebook's setup cell, before ``import keras``: TensorFlow, profile, seed, plots, run folder (default:
     ``runs/interactive-<profile>/``), data home; ``cpu_devices`` above 1 splits the CPU (lessons 02, 05)."""
     settings = profile_settings(profile)
-    if broken := _broken_rule(seed, whole=True, minimum=0, maximum=MAX_SEED):
-        raise ImgrecError(f"SEED = {_shown(seed)}: use {broken} (the same number gives the same run)")
+    try:
+        check_parameter("SEED", seed, whole=True, minimum=0, maximum=MAX_SEED)
+    except ImgrecError as exc:
+        raise ImgrecError(f"{exc} (the same number gives the same run)") from None
     check_parameter("CPU_DEVICES", cpu_devices, whole=True, minimum=1, maximum=64)
     import_tensorflow()  # before anything imports TensorFlow: no C++ start-up log in the notebook
     import tensorflow as tf  # here, not at the top: only after import_tensorflow filtered its start-up log
@@ -131,7 +140,8 @@ def start_lesson(number: str, profile: str = DEFAULT_PROFILE, seed: int = DEFAUL
         run.mkdir(parents=True, exist_ok=True)
     except OSError as exc:  # RUN_DIR is a file, on a read-only disk, ...
         raise os_error(exc, exc.filename or run, "create the run folder") from None
-    lesson = Lesson(number, profile, seed, run, _check_data_home(data_home), settings)
+    lesson = Lesson(number=number, profile=profile, seed=seed, run_dir=run,
+                    data_home=_check_data_home(data_home), settings=settings)
     if not quiet:
         v = versions()
         print(f"Lesson {number} | profile {profile} | seed {seed} | TensorFlow {v['tensorflow']}, "

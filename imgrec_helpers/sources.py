@@ -3,7 +3,6 @@
 fetched on first use with ``pooch``, checked and kept (every lesson, ``applications``, ``imgrec run`` / ``data``)."""
 from __future__ import annotations
 
-import collections
 import contextlib
 import functools
 import glob
@@ -146,12 +145,17 @@ def verify(path: Path, copies: Sequence[Copy]) -> Copy | None:
     """The copy the file ``path`` is (size and hash match), else None; a copy with no hash takes any non-empty file."""
     if not path.is_file():
         return None
-    size, digest = path.stat().st_size, functools.cache(functools.partial(file_digest, path))  # each algorithm once
+    size = path.stat().st_size
+    digests: dict[str, str] = {}  # each algorithm's digest computed once
     for copy in copies:
-        algorithm, _, expected = (copy.hash or "").partition(":")
-        if (size > 0 if copy.hash is None else
-                (copy.size in (None, size) or copy.approximate) and digest(algorithm) == expected):
-            return copy
+        if copy.hash is None:
+            if size > 0:
+                return copy
+        elif copy.size is None or copy.approximate or copy.size == size:
+            algorithm, expected = copy.hash.split(":", 1)
+            digests[algorithm] = digests.get(algorithm) or file_digest(path, algorithm)
+            if digests[algorithm] == expected:
+                return copy
     return None
 
 
@@ -164,6 +168,22 @@ class _NotThere(Exception):
     """A source without the file (HTTP 404, not on the mirror, no network): the next source is tried."""
 
 
+def _sources(path: str, copies: Sequence[Copy], target: Path) -> list[tuple[str, tuple[Copy, ...]]]:
+    """Where ``path`` can come from, in order, each with the copies accepted from there."""
+    committed = tuple(c for c in copies if c.committed)
+    if committed:
+        local = REPOSITORY_DATA / path
+        return [] if local.resolve() == target.resolve() else [(str(local), committed)]
+    base = mirror()
+    if not base:
+        return [(c.url, (c,)) for c in copies if c.url]
+
+    def at(relative: str) -> str:
+        return f"{base}/{urllib.parse.quote(relative)}" if "://" in base else str(Path(base) / relative)
+
+    return [(at(path), tuple(copies))] + [(at(c.mirror_path), (c,)) for c in copies if c.mirror_path]
+
+
 def _progress_bar(total: int | None, name: str, unit: str = "B", show: bool = True, items=None) -> tqdm:
     """A widget in a JupyterLab kernel (not headless ``imgrec run``), a text bar in a terminal, none in a log."""
     shell = getattr(sys.modules.get("IPython"), "get_ipython", lambda: None)()  # None outside IPython
@@ -172,52 +192,60 @@ def _progress_bar(total: int | None, name: str, unit: str = "B", show: bool = Tr
                 dynamic_ncols=True, disable=not (show and (notebook or sys.stderr.isatty())))
 
 
+def _transfer(source: str, tmp: Path, bar: tqdm) -> None:
+    """Copy a mirror folder's file, or download a URL with ``pooch.HTTPDownloader`` (3 tries if cut off)."""
+    if "://" not in source:
+        try:
+            src = open(source, "rb")
+        except FileNotFoundError:
+            raise _NotThere(f"not in {Path(source).parent}") from None
+        except OSError as exc:
+            raise DataError(describe_os_error(exc, source, "read")) from None
+        with src, open(tmp, "wb") as out:
+            bar.reset(total=os.fstat(src.fileno()).st_size)
+            shutil.copyfileobj(CallbackIOWrapper(bar.update, src, "read"), out, 1 << 20)
+        return
+    for attempt in (1, 2, 3):
+        try:
+            pooch.HTTPDownloader(progressbar=bar, timeout=30)(source, str(tmp), None)
+            return
+        except requests.HTTPError as exc:
+            raise _NotThere(f"HTTP {getattr(exc.response, 'status_code', '?')} from {source}") from None
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ReadTimeout,
+                requests.exceptions.ContentDecodingError) as exc:  # cut off mid-way: start again
+            if attempt == 3:
+                raise _NotThere(f"the download from {source} broke off 3 times ({type(exc).__name__})") from None
+            bar.reset()
+        except requests.RequestException as exc:  # no network, refused, DNS: no point in retrying at once
+            raise _NotThere(f"cannot reach {urllib.parse.urlsplit(source).netloc} ({type(exc).__name__})") from None
+
+
 @contextlib.contextmanager
 def folder_lock(folder: Path) -> Iterator[None]:
-    """An exclusive ``flock`` on ``folder`` (gone when the process dies): processes fetching or extracting into one
-    folder take turns (``fetch``, ``data.cifar10_folder``); no lock without ``fcntl`` or where it cannot be had."""
-    with contextlib.ExitStack() as stack:
-        with contextlib.suppress(OSError):
-            if fcntl:
-                stack.callback(os.close, fd := os.open(folder, os.O_RDONLY))
-                fcntl.flock(fd, fcntl.LOCK_EX)
+    """An exclusive ``flock`` on ``folder`` itself (gone when the process dies), so that processes fetching or
+    extracting into one folder take turns; no lock without ``fcntl`` or where the folder cannot be opened."""
+    fd = None
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY) if fcntl else None
+    try:
+        if fd is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
         yield
+    finally:
+        if fd is not None:
+            os.close(fd)
 
 
 def _fetch_from(source: str, target: Path, accepted: Sequence[Copy], show_bar: bool) -> None:
-    """``source`` into ``target`` through ``atomic_path``, kept only if it is one of ``accepted``: a mirror folder's
-    file copied, or a URL downloaded with ``pooch.HTTPDownloader`` (3 tries if cut off)."""
+    """``source`` into ``target`` through ``atomic_path``, kept only if it is one of ``accepted``."""
     size, approximate = max(((c.size, c.approximate) for c in accepted if c.size), default=(None, False))
     with atomic_path(target) as tmp, _progress_bar(1 if approximate or not size else size, target.name,
                                                    show=show_bar) as bar:  # pooch sets the real total
-        bar.leave = False  # until the file has arrived: a source without it leaves no empty bar behind
-        if "://" not in source:
-            try:
-                src = open(source, "rb")
-            except FileNotFoundError:
-                raise _NotThere(f"not in {Path(source).parent}") from None
-            except OSError as exc:
-                raise DataError(describe_os_error(exc, source, "read")) from None
-            with src, open(tmp, "wb") as out:
-                bar.reset(total=os.fstat(src.fileno()).st_size)
-                shutil.copyfileobj(CallbackIOWrapper(bar.update, src, "read"), out, 1 << 20)
-        else:
-            for attempt in (1, 2, 3):
-                try:
-                    pooch.HTTPDownloader(progressbar=bar, timeout=30)(source, str(tmp), None)
-                    break
-                except requests.HTTPError as exc:
-                    raise _NotThere(f"HTTP {getattr(exc.response, 'status_code', '?')} from {source}") from None
-                except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ReadTimeout,
-                        requests.exceptions.ContentDecodingError) as exc:  # cut off mid-way: start again
-                    if attempt == 3:
-                        raise _NotThere(f"the download from {source} broke off 3 times ({type(exc).__name__})"
-                                        ) from None
-                    bar.reset()
-                except requests.RequestException as exc:  # no network, refused, DNS: no point in retrying at once
-                    raise _NotThere(f"cannot reach {urllib.parse.urlsplit(source).netloc} ({type(exc).__name__})"
-                                    ) from None
-        bar.leave = True
+        try:
+            _transfer(source, tmp, bar)
+        except BaseException:
+            bar.leave = False  # a source without the file leaves no empty bar behind
+            raise
         if verify(tmp, accepted) is None:
             received = tmp.stat().st_size
             expected = min((c.size for c in accepted if c.size and not c.approximate), default=None)
@@ -229,27 +257,23 @@ def _fetch_from(source: str, target: Path, accepted: Sequence[Copy], show_bar: b
 
 
 def fetch(path: str, home: str | os.PathLike | None = None, *, show_bar: bool = True) -> Path:
-    """``<data home>/path``, fetched first unless it is there with registered content (every lesson): from the
-    repository's committed copy, else the mirror, else the public addresses; a read-only data home is refused."""
-    copies, root = copies_of(path), check_data_home(home)
+    """``<data home>/path``, fetched first unless it is there with registered content (every lesson).
+
+    Tries the repository's committed copy, else the mirror, else the public addresses; none having it is one
+    line naming the file, its size and the command that fetches it. A data home marked read-only is refused."""
+    copies = copies_of(path)
+    root = check_data_home(home)
     target = root / path
     if verify(target, copies):
         return target
-    folder = next(p for p in (target.parent, *target.parent.parents) if p == root or p.exists())
+    folder = target.parent
+    while not folder.exists() and folder != root:
+        folder = folder.parent
     with contextlib.suppress(OSError):  # otherwise fetching says what is wrong with it
         if not os.stat(folder).st_mode & 0o222:  # also for root, who may write anyway: a shared folder is a mirror
             raise DataError(f"cannot fetch {path}: the data home {root} is read-only ({folder} has no write "
                             f"permission); set IMGREC_DATA_HOME to a writable folder, and {MIRROR_ENV}={root} to "
                             "fetch from this one")
-    base, committed = mirror(), tuple(c for c in copies if c.committed)
-    if committed:  # never downloaded: the repository's own copy, unless this data home is the repository's
-        local = REPOSITORY_DATA / path
-        places = [] if local.resolve() == target.resolve() else [(str(local), committed)]
-    elif base:  # the mirror at the file's path, then at a copy's older path
-        places = [(f"{base}/{urllib.parse.quote(where)}" if "://" in base else str(Path(base) / where), accepted)
-                  for where, accepted in [(path, copies)] + [(c.mirror_path, (c,)) for c in copies if c.mirror_path]]
-    else:
-        places = [(c.url, (c,)) for c in copies if c.url]
     reasons = []
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -264,7 +288,7 @@ def fetch(path: str, home: str | os.PathLike | None = None, *, show_bar: bool = 
                 if copy.mirror_path and verify(root / copy.mirror_path, [copy]):
                     os.replace(root / copy.mirror_path, target)
                     return target
-            for source, accepted in places:
+            for source, accepted in _sources(path, copies, target):
                 try:
                     _fetch_from(source, target, accepted, show_bar)
                     return target
@@ -275,12 +299,12 @@ def fetch(path: str, home: str | os.PathLike | None = None, *, show_bar: bool = 
     except OSError as exc:
         raise DataError(f"cannot fetch {path}: {describe_os_error(exc, exc.filename or target.parent, 'write to')}"
                         ) from None
-    if not reasons and committed:  # the repository's own copy is gone or damaged
+    if not reasons and any(c.committed for c in copies):  # the repository's own copy is gone or damaged
         reasons.append(f"it is committed in the repository: restore it with `git checkout -- data/{path}`")
+    where = f"the mirror {mirror()}" if mirror() else "its public address"
     raise DataError(f"{path} ({megabytes(*size_of(path))}) is not in the data home {root} and could not be fetched "
-                    f"from {f'the mirror {base}' if base else 'its public address'} "
-                    f"({'; '.join(reasons) or 'no source is registered for it'}); run `{FETCH_COMMAND}` where the "
-                    f"internet (or a mirror: {MIRROR_ENV}=URL or folder) can be reached")
+                    f"from {where} ({'; '.join(reasons) or 'no source is registered for it'}); run "
+                    f"`{FETCH_COMMAND}` where the internet (or a mirror: {MIRROR_ENV}=URL or folder) can be reached")
 
 
 def fetch_set(name: str, home: str | os.PathLike | None = None) -> Path:
@@ -380,12 +404,15 @@ def fetch_needs(lessons: Sequence[str], home: str | os.PathLike | None = None,
 
 
 def _check_file(root: Path, path: str) -> tuple[str, str, str]:
-    if (copy := verify(root / path, copies_of(path))) is None:
-        return (("corrupt", path, "its size or hash matches no registered copy; `imgrec data fetch` replaces it")
-                if (root / path).is_file() else ("missing", path, megabytes(*size_of(path))))
+    if not (root / path).is_file():
+        return ("missing", path, megabytes(*size_of(path)))
+    copy = verify(root / path, copies_of(path))
+    if copy is None:
+        return ("corrupt", path, "its size or hash matches no registered copy; `imgrec data fetch` replaces it")
+    if copy.hash is None:
+        return ("ok", path, "no published hash to check it against")
     whose = "the repository's copy" if copy.committed else "the public file" if copy.url else "a registered mirror copy"
-    return ("ok", path, f"{copy.hash.split(':')[0]} matches {whose}" if copy.hash else
-            "no published hash to check it against")
+    return ("ok", path, f"{copy.hash.split(':')[0]} matches {whose}")
 
 
 def _extra_files(root: Path, name: str) -> list[tuple[str, str, str]]:  # unregistered: a lesson would read them too
@@ -421,13 +448,17 @@ def provenance(lessons: Sequence[str], home: str | os.PathLike | None = None) ->
     root = data_home(home)
     out: dict[str, str] = {}
     for need in needs(lessons):
-        found = ((path, copy) for path in _files(need)
-                 if (copy := verify(root / path, copies_of(path))))  # lazily: a tuple's first file there is enough
-        kinds = ((path, "in the repository" if copy.committed else "unverifiable (no published hash)" if copy.hash
-                  is None else "public originals" if copy.url else "mirror copies") for path, copy in found)
+        kinds: dict[str, int] = {}
+        for path in _files(need):
+            copy = verify(root / path, copies_of(path))
+            if copy is None:
+                continue
+            kind = ("in the repository" if copy.committed else "unverifiable (no published hash)" if copy.hash is None
+                    else "public originals" if copy.url else "mirror copies")
+            kinds[kind] = kinds.get(kind, 0) + 1
+            if isinstance(need, tuple):
+                out[path] = kind.replace("originals", "original").replace("copies", "copy")
+                break
         if isinstance(need, str):
-            counts = collections.Counter(kind for _, kind in kinds)
-            out[f"images/{need}"] = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())) or "missing"
-        elif first := next(kinds, None):
-            out[first[0]] = first[1].replace("originals", "original").replace("copies", "copy")
+            out[f"images/{need}"] = ", ".join(f"{n} {kind}" for kind, n in sorted(kinds.items())) or "missing"
     return out
